@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from family_pipeline.lib.identifiers import (
+    birth_date_from_iin,
+    check_digit,
+    is_valid_iin,
+    make_bins,
+    make_iins,
+    sex_from_iin,
+    valid_bin_mask,
+    valid_iin_mask,
+)
+
+VALID = ["871008401427", "760212350620", "061211600012"]
+INVALID = ["010101600586", "821214240092"]
+
+
+@pytest.mark.parametrize("iin", VALID)
+def test_design_vectors_are_valid(iin):
+    assert is_valid_iin(iin)
+
+
+@pytest.mark.parametrize("iin", INVALID)
+def test_design_vectors_are_invalid(iin):
+    assert not is_valid_iin(iin)
+
+
+def test_second_pass_is_used_when_first_gives_ten():
+    # 061211600012: the first pass gives 10, the second pass gives the check digit 2
+    d = np.array([int(c) for c in "06121160001"])
+    assert (d * np.arange(1, 12)).sum() % 11 == 10
+    assert check_digit("06121160001") == 2
+
+
+def test_never_issued_number_has_no_check_digit():
+    assert check_digit("82121424009") is None
+
+
+def test_vectorised_mask_agrees_with_scalar():
+    values = VALID + INVALID + [None, "12", "87100840142X", "871308401427"]
+    mask = valid_iin_mask(values)
+    assert mask.tolist() == [True, True, True, False, False, False, False, False, False]
+
+
+def test_generated_iins_are_valid_unique_and_encode_birth_and_sex():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    days = rng.integers(-25_000, 20_000, n).astype("datetime64[D]")
+    sexes = np.where(rng.random(n) < 0.5, "M", "F")
+    iins = make_iins(days, sexes, np.arange(n) % 9000)
+    assert valid_iin_mask(iins).all()
+    for i in rng.integers(0, n, 200):
+        assert birth_date_from_iin(iins[i]).isoformat() == str(days[i])
+        assert sex_from_iin(iins[i]) == sexes[i]
+
+
+def test_generated_bins_are_valid():
+    days = np.array(["2015-03-01", "2021-12-31"], dtype="datetime64[D]")
+    bins = make_bins(days, np.array([4, 6]), np.array([1, 2]))
+    assert valid_bin_mask(bins).all()
+    assert [b[4] for b in bins] == ["4", "6"]
+    assert not valid_bin_mask(["150340001230"]).any()
