@@ -82,6 +82,10 @@ def generate_country(out: Path | str, persons: int = 100_000, seed: int = 42, *,
     payments = pd.concat([payments, asp], ignore_index=True)
     queue = build_housing_queue(pop, cat, snapshot, streams, holdings)
 
+    # text columns as object arrays once, so every export takes from them without conversion
+    for col in pop.persons.columns:
+        if pd.api.types.is_string_dtype(pop.persons[col]) and pop.persons[col].dtype != object:
+            pop.persons[col] = pop.persons[col].astype(object).where(pop.persons[col].notna(), None)
     entities: dict[str, pd.DataFrame] = {
         "persons": pop.persons,
         "families": pop.families,

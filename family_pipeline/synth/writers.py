@@ -13,65 +13,70 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import Catalog, ColumnSpec, RegistrySpec
-from family_pipeline.lib.alphabet import FOLD_TABLE
+from family_pipeline.lib.alphabet import KAZAKH_TO_RUSSIAN
 from family_pipeline.lib.lake import Lake
 from family_pipeline.synth.exports import Export
 
 CHUNK_ROWS = 500_000
 
 
-def _text(values: np.ndarray) -> pd.Series:
-    s = pd.Series(values, dtype=object)
-    return s.where(s.notna(), None)
+def _strings(values: np.ndarray) -> pa.Array:
+    """Object/str values -> an Arrow string array (None and NaN become null)."""
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(pd.Series(values, dtype=object).map(lambda v: None if pd.isna(v) else str(v)), type=pa.string())
+
+
+def _map_values(arr: pa.Array, table: dict[str, str] | None) -> pa.Array:
+    """Replace values found in ``table`` (vectorised); others pass unchanged."""
+    if not table:
+        return arr
+    keys = pa.array(list(table.keys()), type=pa.string())
+    idx = pc.index_in(arr, value_set=keys)
+    mapped = pc.take(pa.array(list(table.values()), type=pa.string()), idx)
+    return pc.if_else(pc.is_null(idx), arr, mapped)
+
+
+def _reverse_codes(col: ColumnSpec) -> dict[str, str] | None:
+    if not col.codes:
+        return None
+    reverse: dict[str, str] = {}
+    for agency, canonical in col.codes.items():
+        reverse.setdefault(canonical, agency)
+    return reverse
 
 
 def format_column(col: ColumnSpec, values: np.ndarray, spec: RegistrySpec, catalog: Catalog) -> pa.Array:
     """Canonical values -> the agency's strings (null stays null)."""
     src = spec.source
     if col.type == "date":
-        s = pd.Series(pd.to_datetime(values, errors="coerce"))
-        out = s.dt.strftime(src.date_format)
-        return pa.array(out.where(s.notna(), None), type=pa.string())
-    if col.type in ("int",):
-        s = pd.Series(values)
-        num = pd.to_numeric(s, errors="coerce")
-        return pa.array(num.round().astype("Int64").astype(str).where(num.notna(), None), type=pa.string())
+        ts = pa.array(np.asarray(values, dtype="datetime64[D]").astype("datetime64[s]"), type=pa.timestamp("s"))
+        return pc.strftime(ts, format=src.date_format)
+    if col.type == "int":
+        num = pd.to_numeric(pd.Series(values), errors="coerce").round()
+        return pc.cast(pa.array(num.astype("Int64"), type=pa.int64()), pa.string())
     if col.type == "decimal":
         num = pd.to_numeric(pd.Series(values), errors="coerce").round(2)
-        text = pa.compute.cast(pa.array(num, type=pa.float64()), pa.string())
-        if src.decimal == ",":
-            text = pa.compute.replace_substring(text, ".", ",")
-        return text
+        text = pc.cast(pa.array(num, type=pa.float64(), from_pandas=True), pa.string())
+        return pc.replace_substring(text, ".", ",") if src.decimal == "," else text
     if col.type == "bool":
-        s = pd.Series(values, dtype=object)
-        canon = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else ("true" if bool(v) else "false"))
-        return pa.array(_recode(canon, col), type=pa.string())
+        b = pd.Series(values, dtype=object)
+        text = np.where(b.isna(), None, np.where(b.fillna(False).astype(bool), "true", "false"))
+        return _map_values(_strings(text), _reverse_codes(col))
     if col.type in ("category", "sex"):
-        return pa.array(_recode(_text(values).map(lambda v: None if v is None else str(v)), col), type=pa.string())
+        return _map_values(_strings(values), _reverse_codes(col))
     if col.type == "region":
-        s = _text(values)
         if src.region_format == "kato":
-            table = {r.iso: r.kato for r in catalog.regions}
-        elif src.region_format == "name_ru":
-            table = {r.iso: r.name_ru for r in catalog.regions}
-        else:
-            table = None
-        return pa.array(s if table is None else s.map(table), type=pa.string())
-    s = _text(values)
-    return pa.array(s.map(lambda v: None if v is None else str(v)), type=pa.string())
-
-
-def _recode(canon: pd.Series, col: ColumnSpec) -> pd.Series:
-    if not col.codes:
-        return canon
-    reverse: dict[str, str] = {}
-    for agency, canonical in col.codes.items():
-        reverse.setdefault(canonical, agency)
-    return canon.map(lambda v: None if v is None else reverse.get(v, v))
+            return _map_values(_strings(values), {r.iso: r.kato for r in catalog.regions})
+        if src.region_format == "name_ru":
+            return _map_values(_strings(values), {r.iso: r.name_ru for r in catalog.regions})
+    return _strings(values)
 
 
 def render(export: Export, catalog: Catalog) -> pa.Table:
@@ -114,9 +119,19 @@ def write_export(export: Export, catalog: Catalog, lake: Lake, extracted_at: dt.
     return manifest
 
 
+def fold_for_cp1251(table: pa.Table) -> pa.Table:
+    """cp1251 cannot hold Kazakh letters: legacy exporters write the Russian ones instead."""
+    cols = []
+    for col in table.columns:
+        for kz, ru in KAZAKH_TO_RUSSIAN.items():
+            col = pc.replace_substring(col, kz, ru)
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
 def _encode(text: str, encoding: str, first: bool) -> bytes:
     if encoding == "cp1251":
-        return text.translate(FOLD_TABLE).encode("cp1251", errors="replace")
+        return text.encode("cp1251", errors="replace")
     if encoding == "utf-16":
         return text.encode("utf-16" if first else "utf-16-le")
     if encoding == "utf-8-sig":
@@ -136,6 +151,8 @@ def _malformed_line(row: list[str | None], delimiter: str, rng: np.random.Genera
 
 def _write_csv(table: pa.Table, spec: RegistrySpec, malformed: np.ndarray, rng, path: Path) -> None:
     d = spec.source.delimiter
+    if spec.source.encoding == "cp1251":
+        table = fold_for_cp1251(table)
     bad = np.zeros(len(table), bool)
     bad[malformed] = True
     tmp = path.with_suffix(path.suffix + ".tmp")
