@@ -409,7 +409,13 @@ def build_housing_queue(pop: Population, catalog: Catalog, snapshot: dt.date, st
     snap = _days(snapshot)
     n_fam = len(F)
     city = (F.settlement_type == "city").to_numpy()
-    p = np.where(city, 0.05, 0.015) * (1.5 - 0.5 * np.tanh(pop.welfare_z))
+    p = np.where(city, 0.08, 0.025) * (1.5 - 0.5 * np.tanh(pop.welfare_z))
+    # families who own a home rarely apply (those who do are what the audit finds)
+    re = holdings["real_estate"]
+    owners = re.owner_id.to_numpy()[pd.isna(re.disposed_date).to_numpy()]
+    owning = np.zeros(n_fam, bool)
+    owning[P.family_id.to_numpy()[owners]] = True
+    p = np.where(owning, p * 0.12, p)
     in_q = np.flatnonzero(rng.random(n_fam) < p)
     applicant = F.head_id.to_numpy()[in_q]
     region = F.region.to_numpy()[in_q].astype(object)
@@ -432,4 +438,43 @@ def build_housing_queue(pop: Population, catalog: Catalog, snapshot: dt.date, st
         "category": rng.choice(np.array(["large_family", "disabled", "orphan", "public_sector", "low_income", "single_parent"]), size=k),
     })
     q["queue_no"] = q.groupby("region").cumcount().to_numpy() + 1
+    q["truth_reasons"] = housing_ineligibility(q, pop, snapshot, holdings)
     return q
+
+
+#: cities where the registration requirement is three years
+THREE_YEAR_CITIES = ("KZ-71", "KZ-75", "KZ-79")
+
+
+def housing_ineligibility(queue: pd.DataFrame, pop: Population, snapshot: dt.date,
+                          holdings: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Truth for the housing-queue audit: why each applicant fails the rules (";"-joined,
+    empty when eligible). The family (spouse, children) must have owned no housing in the last
+    five years; permanent registration in the queue's region (three years in the three cities);
+    a citizen or kandas; alive."""
+    P = pop.persons
+    snap = _days(snapshot)
+    pid = queue.person_id.to_numpy()
+    fam = P.family_id.to_numpy()[pid]
+    re = holdings["real_estate"]
+    re = re[re.kind != "commercial"]
+    disposed = re.disposed_date.to_numpy().astype("datetime64[D]").astype(np.int64)
+    recent = (disposed == NAT) | (disposed >= snap - 5 * 365)
+    owner_fam = P.family_id.to_numpy()[re.owner_id.to_numpy()[recent]]
+    owned_fams = np.unique(owner_fam[owner_fam >= 0])
+    owned_self = np.isin(pid, re.owner_id.to_numpy()[recent])
+    reasons = {
+        "owned_housing": owned_self | ((fam >= 0) & np.isin(fam, owned_fams)),
+        "other_region": P.region.to_numpy()[pid] != queue.region.to_numpy(),
+        "no_registration": P.registration.to_numpy()[pid] == "none",
+        "registered_too_briefly": (
+            np.isin(queue.region.to_numpy(), THREE_YEAR_CITIES)
+            & (P.registered_since.to_numpy().astype("datetime64[D]").astype(np.int64)[pid] > snap - 3 * 365)
+        ),
+        "not_citizen": P.citizenship.to_numpy()[pid] == "foreign",
+        "dead": ~P.alive.to_numpy()[pid],
+    }
+    out = np.full(len(queue), "", dtype=object)
+    for name, mask in reasons.items():
+        out = np.where(mask, np.where(out == "", name, out + ";" + name), out)
+    return out

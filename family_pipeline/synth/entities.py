@@ -38,7 +38,7 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "loans": ("loan_id", "borrower_id", "lender_bin", "amount", "balance", "overdue_days", "issued_date"),
     "payments": ("payment_id", "person_id", "benefit", "amount", "period"),
-    "housing_queue": ("entry_id", "person_id", "region", "queue_date", "category", "queue_no"),
+    "housing_queue": ("entry_id", "person_id", "region", "queue_date", "category", "queue_no", "truth_reasons"),
 }
 
 #: person-reference group -> id column in the entity table ("subject" -> person_id)

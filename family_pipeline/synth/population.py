@@ -331,6 +331,17 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     street_names = np.asarray(names.streets, dtype=object)[street]
     addr_text = pd.Series(street_names).radd("ул. ") + ", д. " + pd.Series(house).astype(str)
     addr_text = np.where(is_city, (addr_text + ", кв. " + pd.Series(flat).astype(str)).to_numpy(), addr_text.to_numpy())
+    # a quarter of one-person families live in another family's dwelling (a lodger, an elderly
+    # relative): a household is not a family, so the address alone cannot form families
+    lodger = np.flatnonzero((ftype == 0) & (arng.random(n_fam) < 0.25))
+    by_settlement = np.argsort(fam_settlement, kind="stable")
+    s_sorted = fam_settlement[by_settlement]
+    first = np.searchsorted(s_sorted, fam_settlement[lodger], side="left")
+    count = np.searchsorted(s_sorted, fam_settlement[lodger], side="right") - first
+    host = by_settlement[first + np.floor(arng.random(len(lodger)) * count).astype(np.int64)]
+    addr_text = np.asarray(addr_text, dtype=object)
+    address_id[lodger] = address_id[host]
+    addr_text[lodger] = addr_text[host]
     d_addr_id = np.char.add(np.char.add(d_settlement.astype(str), "-d"), np.arange(n_dead).astype(str))
     d_addr = np.asarray(["ул. " + s + ", д. 1" for s in np.asarray(names.streets)[drng.integers(0, len(names.streets), n_dead)]], dtype=object)
 
