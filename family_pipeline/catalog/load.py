@@ -71,11 +71,38 @@ def load_registries(folder: Path) -> tuple[RegistrySpec, ...]:
                     f"{label}: {_column_label(raw, tuple(first['loc']))}: {first['msg']}"
                     + (f" (and {len(exc.errors()) - 1} more: {_describe(exc)})" if len(exc.errors()) > 1 else "")
                 ) from exc
+            _check_synth_mapping(spec, label)
             if spec.code in where:
                 raise CatalogError(f"{label}: duplicate code {spec.code!r}, first defined in {where[spec.code]}")
             where[spec.code] = path.name
             specs.append(spec)
     return tuple(specs)
+
+
+def _check_synth_mapping(spec: RegistrySpec, label: str) -> None:
+    """Every column must come from somewhere in the synthetic country's entity table."""
+    from family_pipeline.synth.entities import ENTITY_COLUMNS, group_id_column
+
+    attrs = ENTITY_COLUMNS[spec.synth.entity]
+    for col in spec.columns:
+        if col.synth is not None:
+            continue
+        if col.role is not None:
+            group = col.role_group
+            if group == "animal":
+                if spec.synth.entity != "animals":
+                    raise CatalogError(f"{label}: column {col.name!r} field 'role': animal roles need entity 'animals'")
+            elif group_id_column(group) not in attrs:
+                raise CatalogError(
+                    f"{label}: column {col.name!r} field 'role': entity {spec.synth.entity!r} has no "
+                    f"{group_id_column(group)!r} to resolve group {group!r}"
+                )
+            continue
+        if col.name not in attrs:
+            raise CatalogError(
+                f"{label}: column {col.name!r} maps to unknown column {col.name!r} of entity "
+                f"{spec.synth.entity!r} (give it a 'synth' value or a 'role')"
+            )
 
 
 def load_regions(path: Path) -> tuple[Region, ...]:

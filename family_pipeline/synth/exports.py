@@ -141,5 +141,8 @@ def assign_record_ids(export: Export, rng: np.random.Generator) -> Export:
     rid = export.spec.column(export.spec.record_id)
     prefix = rid.synth.get("seq", "") if isinstance(rid.synth, dict) else ""
     width = max(7, len(str(len(order))))
-    shuffled.columns[rid.name] = np.char.add(prefix, np.char.zfill(np.arange(1, len(order) + 1).astype(str), width)).astype(object)
+    numbers = np.arange(1, len(order) + 1).astype(str)
+    shuffled.columns[rid.name] = (
+        np.char.add(prefix, np.char.zfill(numbers, width)).astype(object) if len(order) else np.zeros(0, dtype=object)
+    )
     return shuffled
