@@ -3,7 +3,6 @@
 Resources read the environment when they are built, never at import time.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 

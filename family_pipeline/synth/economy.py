@@ -71,6 +71,7 @@ def add_person_attributes(pop: Population, catalog: Catalog, snapshot: dt.date, 
     p_emp = np.where(village, 0.66, 0.78) + 0.08 * np.tanh(z)
     p_emp = np.where(np.isin(student, ["university", "college"]), 0.1, p_emp)
     employed = working_age & (rng.random(n) < p_emp) & alive
+    employed |= pensioner & (age < 70) & alive & (rng.random(n) < 0.15)  # working pensioners
     P["employed"] = employed
     P["unemployed"] = working_age & ~employed & (student == "none") & (rng.random(n) < 0.12) & alive
     P["pensioner"] = pensioner

@@ -1,0 +1,227 @@
+"""Read one registry's export as an all-string Arrow table with the agency's column names.
+
+A broken line does not fail the file: it is returned as a malformed row (row number and text)
+for quarantine. A file that cannot be read at all — missing, empty, truncated, corrupt, wrongly
+encoded, without the expected columns, or a database that cannot be reached — raises
+``RegistryFileError`` naming the registry, the file and the problem.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from family_pipeline.catalog import RegistrySpec
+from family_pipeline.lib.lake import Lake
+
+CHUNK = 16 << 20
+#: UTF-8 Cyrillic read as cp1251 shows up as these pairs ("Р°" is "а", "Рµ" is "е", …)
+_MOJIBAKE = re.compile("Р[°µёѕ°Ѕ°]|С[‚Ђ]|Рё|Рѕ|Рµ|Р°|Рћ|Р\u0098")
+
+
+class RegistryFileError(RuntimeError):
+    def __init__(self, registry: str, path: str | Path, problem: str):
+        self.registry = registry
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"registry {registry}: {path}: {problem}")
+
+
+@dataclass
+class RawExport:
+    table: pa.Table  # agency column names, all strings, plus "_row" (1-based data row number)
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (row number, raw text)
+    source: str = ""
+    bytes: int = 0
+    extracted_at: str | None = None
+
+
+def default_database_url(lake: Lake) -> str:
+    return f"sqlite:///{lake.landing / 'registry_db.sqlite'}"
+
+
+def read_manifest(spec: RegistrySpec, lake: Lake) -> dict:
+    path = lake.landing_dir(spec.code) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RegistryFileError(spec.code, path, f"manifest is not valid JSON: {exc}") from exc
+
+
+def read_export(spec: RegistrySpec, lake: Lake, database_url: str | None = None) -> RawExport:
+    manifest = read_manifest(spec, lake)
+    if spec.source.location == "database":
+        raw = _read_database(spec, database_url or default_database_url(lake))
+    else:
+        path = lake.landing_dir(spec.code) / spec.file_name
+        if not path.exists():
+            raise RegistryFileError(spec.code, path, "file not found in the landing zone")
+        size = path.stat().st_size
+        if size == 0 and spec.source.format != "jsonl":  # JSON lines with no rows is 0 bytes
+            raise RegistryFileError(spec.code, path, "file is empty (0 bytes): no header or footer")
+        reader = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[spec.source.format]
+        raw = reader(spec, path)
+        raw.bytes = size
+        raw.source = str(path)
+    _check_columns(spec, raw)
+    raw.extracted_at = manifest.get("extracted_at")
+    return raw
+
+
+def _check_columns(spec: RegistrySpec, raw: RawExport) -> None:
+    missing = [c.source for c in spec.columns if c.source not in raw.table.column_names]
+    if missing:
+        raise RegistryFileError(spec.code, raw.source, f"expected agency column(s) missing: {', '.join(missing)}")
+
+
+# ------------------------------------------------------------------------------- csv
+def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
+    """Decode strictly in chunks and return UTF-8 bytes; a wrong encoding is a file error."""
+    enc = spec.source.encoding
+    decoder = codecs.getincrementaldecoder(enc)(errors="strict")
+    out = io.BytesIO()
+    offset = 0
+    first = True
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            final = not chunk
+            try:
+                text = decoder.decode(chunk, final=final)
+            except UnicodeDecodeError as exc:
+                where = offset + exc.start
+                hint = ""
+                if enc.startswith("utf-8"):
+                    hint = " (is it cp1251 or another single-byte encoding?)"
+                raise RegistryFileError(spec.code, path, f"not valid {enc} at byte {where}{hint}") from exc
+            if first and enc == "cp1251" and text:
+                sample = text[:200_000]
+                if len(_MOJIBAKE.findall(sample)) > max(5, len(sample) // 200):
+                    raise RegistryFileError(spec.code, path, "declared cp1251 but looks like UTF-8 read as cp1251 (mojibake such as 'Р°', 'Рµ')")
+            if first and text.startswith("\ufeff"):
+                text = text[1:]
+            first = False if text else first
+            out.write(text.encode("utf-8"))
+            offset += len(chunk)
+            if final:
+                break
+    return out.getvalue()
+
+
+def _read_csv(spec: RegistrySpec, path: Path) -> RawExport:
+    data = _to_utf8(spec, path)
+    newline = data.find(b"\n")
+    header_line = data[: newline if newline >= 0 else len(data)].decode("utf-8").rstrip("\r")
+    header = next(csv.reader([header_line], delimiter=spec.source.delimiter))
+    if len(set(header)) != len(header):
+        raise RegistryFileError(spec.code, path, "the header repeats a column name")
+    malformed: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        malformed.append((int(row.number) - 1 if row.number is not None else -1, row.text))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=spec.source.delimiter, invalid_row_handler=on_invalid,
+                                             newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as exc:
+        raise RegistryFileError(spec.code, path, f"cannot parse as CSV: {exc}") from exc
+    total = table.num_rows + len(malformed)
+    bad = {n for n, _ in malformed if n > 0}
+    rows = np.setdiff1d(np.arange(1, total + 1), np.fromiter(bad, dtype=np.int64, count=len(bad)))
+    if len(rows) != table.num_rows:  # row numbers unavailable: number rows in order
+        rows = np.arange(1, table.num_rows + 1)
+    return RawExport(table.append_column("_row", pa.array(rows, type=pa.int64())), malformed)
+
+
+# ------------------------------------------------------------------------------- parquet
+def _read_parquet(spec: RegistrySpec, path: Path) -> RawExport:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RegistryFileError(spec.code, path, f"not a readable Parquet file (truncated or corrupt): {exc}") from exc
+    cols = [c if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c.cast(pa.string()) for c in table.columns]
+    table = pa.table(cols, names=table.column_names)
+    return RawExport(table.append_column("_row", pa.array(np.arange(1, table.num_rows + 1), type=pa.int64())))
+
+
+# ------------------------------------------------------------------------------- json lines
+def _read_jsonl(spec: RegistrySpec, path: Path) -> RawExport:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryFileError(spec.code, path, f"not valid utf-8 at byte {exc.start}") from exc
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    ok = np.array([ln.startswith(b"{") and ln.rstrip(b"\r").endswith(b"}") for ln in lines], dtype=bool)
+    schema = pa.schema([(c.source, pa.string()) for c in spec.columns])
+    good_idx = np.flatnonzero(ok)
+
+    def parse(idx: np.ndarray) -> pa.Table:
+        payload = b"\n".join(lines[i] for i in idx) + b"\n"
+        return pajson.read_json(io.BytesIO(payload), parse_options=pajson.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore"))
+
+    try:
+        table = parse(good_idx) if len(good_idx) else schema.empty_table()
+    except pa.ArrowInvalid:
+        # a line that looks whole is still broken: find the culprits one by one
+        keep = []
+        for i in good_idx:
+            try:
+                json.loads(lines[i])
+                keep.append(i)
+            except json.JSONDecodeError:
+                ok[i] = False
+        good_idx = np.asarray(keep, dtype=np.int64)
+        try:
+            table = parse(good_idx) if len(good_idx) else schema.empty_table()
+        except pa.ArrowInvalid as exc:
+            raise RegistryFileError(spec.code, path, f"cannot parse JSON lines: {exc}") from exc
+    malformed = [(int(i) + 1, lines[i].decode("utf-8", errors="replace")) for i in np.flatnonzero(~ok)]
+    return RawExport(table.append_column("_row", pa.array(good_idx + 1, type=pa.int64())), malformed)
+
+
+# ------------------------------------------------------------------------------- database
+def _read_database(spec: RegistrySpec, url: str) -> RawExport:
+    import sqlalchemy as sa
+
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    where = f"{shown} table {spec.source.table}"
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as con:
+            if not sa.inspect(con).has_table(spec.source.table):
+                raise RegistryFileError(spec.code, where, "table not found in the database")
+            result = con.execute(sa.text(f'SELECT * FROM "{spec.source.table}"'))
+            names = list(result.keys())
+            rows = result.fetchall()
+    except RegistryFileError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        raise RegistryFileError(spec.code, where, f"database unreachable or unreadable: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    table = pa.table({n: pa.array([None if v is None else str(v) for v in col], type=pa.string()) for n, col in zip(names, columns)})
+    table = table.append_column("_row", pa.array(np.arange(1, table.num_rows + 1), type=pa.int64()))
+    return RawExport(table, [], source=where, bytes=0)
