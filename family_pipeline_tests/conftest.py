@@ -1,0 +1,83 @@
+"""Shared fixtures: a small synthetic country, a fresh PostgreSQL database, Dagster homes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from family_pipeline.instance import POSTGRES_CONFIG, prepare_dagster_home
+
+PG_HOST = os.environ.get("FAMILY_PIPELINE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("FAMILY_PIPELINE_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("FAMILY_PIPELINE_TEST_PG_USER", "postgres")
+PG_PASSWORD = os.environ.get("FAMILY_PIPELINE_TEST_PG_PASSWORD", "")
+#: a small country shared by the tests of every stage (generated once per session)
+COUNTRY_PERSONS = 3_000
+COUNTRY_SEED = 11
+
+
+def _admin_connection():
+    import psycopg2
+
+    try:
+        con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD,
+                               dbname="postgres", connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        message = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}".strip()
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI must run the PostgreSQL tests)")
+        pytest.skip(message)
+    con.autocommit = True
+    return con
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh database (name, SQLAlchemy URL); dropped afterwards."""
+    name = f"fp_test_{uuid.uuid4().hex[:10]}"
+    con = _admin_connection()
+    with con.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    auth = PG_USER + (f":{PG_PASSWORD}" if PG_PASSWORD else "")
+    try:
+        yield name, f"postgresql+psycopg2://{auth}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with con.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        con.close()
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch):
+    """A SQLite Dagster instance home with the repository's dagster.yaml."""
+    monkeypatch.delenv("DAGSTER_PG_HOST", raising=False)
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return prepare_dagster_home(home)
+
+
+@pytest.fixture
+def pg_dagster_home(tmp_path, monkeypatch, postgres_db):
+    """A Dagster home with the production PostgreSQL config pointing at a fresh database."""
+    name, _ = postgres_db
+    for key, value in {"DAGSTER_PG_HOST": PG_HOST, "DAGSTER_PG_PORT": str(PG_PORT), "DAGSTER_PG_USERNAME": PG_USER,
+                       "DAGSTER_PG_PASSWORD": PG_PASSWORD, "DAGSTER_PG_DB": name}.items():
+        monkeypatch.setenv(key, value)
+    home = tmp_path / "pg_dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert POSTGRES_CONFIG.exists()
+    return prepare_dagster_home(home)
+
+
+@pytest.fixture(scope="session")
+def small_country(tmp_path_factory) -> Path:
+    """A generated country (landing zone + truth) shared read-only by the tests."""
+    from family_pipeline.synth import generate_country
+
+    out = tmp_path_factory.mktemp("small_country")
+    generate_country(out, persons=COUNTRY_PERSONS, seed=COUNTRY_SEED, progress=False)
+    return out
