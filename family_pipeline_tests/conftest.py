@@ -81,3 +81,28 @@ def small_country(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_country")
     generate_country(out, persons=COUNTRY_PERSONS, seed=COUNTRY_SEED, progress=False)
     return out
+
+
+def copy_country(src: Path, dst: Path) -> Path:
+    """A writable copy of a generated country's landing zone; the truth is linked, not copied."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / "landing", dst / "landing")
+    (dst / "truth").symlink_to(src / "truth", target_is_directory=True)
+    return dst
+
+
+def run_job(data_dir: Path, job: str, selection: list | None = None):
+    """Execute a job of the real definitions in process on the current ``$DAGSTER_HOME``."""
+    import dagster as dg
+
+    from family_pipeline.definitions import defs
+
+    os.environ["FAMILY_PIPELINE_DATA"] = str(data_dir)
+    try:
+        job_def = defs().resolve_job_def(job)
+        return job_def.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False,
+                                          asset_selection=selection)
+    finally:
+        del os.environ["FAMILY_PIPELINE_DATA"]

@@ -6,7 +6,6 @@ counts only; a file that cannot be read fails this asset alone, naming the file 
 """
 
 
-import json
 
 import dagster as dg
 

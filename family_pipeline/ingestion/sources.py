@@ -12,7 +12,6 @@ import codecs
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +25,6 @@ from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.lake import Lake
 
 CHUNK = 16 << 20
-#: UTF-8 Cyrillic read as cp1251 shows up as these pairs ("Р°" is "а", "Рµ" is "е", …)
-_MOJIBAKE = re.compile("Р[°µёѕ°Ѕ°]|С[‚Ђ]|Рё|Рѕ|Рµ|Р°|Рћ|Р\u0098")
 
 
 class RegistryFileError(RuntimeError):
@@ -99,6 +96,9 @@ def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
         while True:
             chunk = fh.read(CHUNK)
             final = not chunk
+            if first and enc == "cp1251" and _looks_like_utf8(chunk):
+                raise RegistryFileError(spec.code, path, "declared cp1251 but the file is UTF-8 (it would read as "
+                                        "mojibake such as 'Р°', 'Рµ')")
             try:
                 text = decoder.decode(chunk, final=final)
             except UnicodeDecodeError as exc:
@@ -107,10 +107,6 @@ def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
                 if enc.startswith("utf-8"):
                     hint = " (is it cp1251 or another single-byte encoding?)"
                 raise RegistryFileError(spec.code, path, f"not valid {enc} at byte {where}{hint}") from exc
-            if first and enc == "cp1251" and text:
-                sample = text[:200_000]
-                if len(_MOJIBAKE.findall(sample)) > max(5, len(sample) // 200):
-                    raise RegistryFileError(spec.code, path, "declared cp1251 but looks like UTF-8 read as cp1251 (mojibake such as 'Р°', 'Рµ')")
             if first and text.startswith("\ufeff"):
                 text = text[1:]
             first = False if text else first
@@ -119,6 +115,18 @@ def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
             if final:
                 break
     return out.getvalue()
+
+
+def _looks_like_utf8(chunk: bytes) -> bool:
+    """Cyrillic in cp1251 is bytes 0xC0-0xFF in runs, which is never valid UTF-8; so non-ASCII
+    bytes that decode as UTF-8 mean the agency sent UTF-8 while declaring cp1251."""
+    if not chunk or max(chunk) < 0x80:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")(errors="strict").decode(chunk, final=False)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _read_csv(spec: RegistrySpec, path: Path) -> RawExport:
