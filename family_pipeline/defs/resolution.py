@@ -1,0 +1,153 @@
+"""Entity resolution assets (group ``resolution``): mentions → linked persons with golden records.
+
+The logic lives in ``family_pipeline.resolution`` (no Dagster there); these assets read the
+lake, call it, write tables back and report counts, the model's weights and — when the data is a
+synthetic country with its truth — the accuracy of the linkage. Nothing personal reaches the
+metadata.
+"""
+
+import json
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from family_pipeline.catalog import catalog
+from family_pipeline.defs.registries import registry_key
+from family_pipeline.defs.resources import LakeResource
+from family_pipeline.resolution import FellegiSunter, link
+from family_pipeline.resolution.golden import golden_records, person_ids
+from family_pipeline.resolution.mentions import person_mentions as build_mentions
+
+GROUP = "resolution"
+MENTIONS = dg.AssetKey([GROUP, "person_mentions"])
+PERSONS = dg.AssetKey([GROUP, "persons"])
+XREF = dg.AssetKey([GROUP, "person_xref"])
+REVIEW = dg.AssetKey([GROUP, "person_review_pairs"])
+CANDIDATES = dg.AssetKey([GROUP, "person_candidate_pairs"])
+#: how the mention columns map onto the linker's fields
+MENTION_COLUMNS = {"national_id": "iin", "last_name": "last_name", "first_name": "first_name",
+                   "patronymic": "patronymic", "full_name": "full_name", "birth_date": "birth_date",
+                   "sex": "sex", "region": "region"}
+OWNER = "team:data-engineering"
+
+
+class LinkageConfig(dg.Config):
+    threshold: float = 0.5
+    """match probability at which two signatures are linked"""
+    review_low: float = 0.05
+    review_high: float = 0.95
+    """pairs scored between these go to clerical review"""
+    reuse_model: bool = False
+    """score with the parameters saved by the previous run instead of estimating them again"""
+
+
+@dg.asset(
+    key=MENTIONS,
+    group_name=GROUP,
+    deps=[registry_key(s.code) for s in catalog().registries if s.person_groups],
+    kinds={"parquet"},
+    owners=[OWNER],
+    description="Every reference to a person in every registry (registry, record id, reference group, "
+                "IIN as given, name parts, birth date, sex, region, address).",
+)
+def person_mentions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    table, per_registry = build_mentions(lake.lake(), catalog())
+    path = lake.lake().write(GROUP, "person_mentions", table)
+    context.log.info(f"{table.num_rows} mentions from {len(per_registry)} registries")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": table.num_rows,
+        "registries": len(per_registry),
+        "mentions_by_registry": dg.MetadataValue.json(per_registry),
+        "table": dg.MetadataValue.path(str(path)),
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(PERSONS, deps=[MENTIONS], group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     description="One golden record per person: survivorship over all mentions, each field with "
+                                 "the registry it came from. Restricted: holds IINs and names."),
+        dg.AssetSpec(XREF, deps=[MENTIONS], group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     description="Mention → person id, with the match probability of the link."),
+        dg.AssetSpec(REVIEW, deps=[MENTIONS], group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     description="Undecided pairs for clerical review: the two mentions, the probability, "
+                                 "the agreement level of every field."),
+        dg.AssetSpec(CANDIDATES, deps=[MENTIONS], group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     description="Every blocked candidate pair of signatures with its comparison levels and score."),
+    ],
+)
+def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, lake: LakeResource):
+    store = lake.lake()
+    t0 = time.perf_counter()
+    mentions = store.read(GROUP, "person_mentions").to_pandas()
+    model_path = store.root / "lake" / GROUP / "person_model.json"
+    model = None
+    if config.reuse_model and model_path.exists():
+        model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
+    result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold, model=model,
+                  review_band=(config.review_low, config.review_high))
+    pid = person_ids(mentions, result.cluster)
+    persons = golden_records(mentions, pid)
+    xref = pd.DataFrame({"registry": mentions.registry, "record_id": mentions.record_id, "group": mentions.group,
+                         "person_id": pid, "signature": result.signature,
+                         "match_probability": np.round(result.probability, 6)})
+    pairs = result.pairs
+    band = (pairs.probability >= config.review_low) & (pairs.probability < config.review_high)
+    review = pairs[band].copy()
+    for side in ("a", "b"):
+        rows = review[f"row_{side}"].to_numpy()
+        for k in ("registry", "record_id", "group"):
+            review[f"{k}_{side}"] = mentions[k].to_numpy()[rows]
+        review[f"person_id_{side}"] = pid[rows]
+    review = review.drop(columns=["row_a", "row_b"])
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path.write_text(json.dumps(result.model.to_dict(), indent=1, sort_keys=True) + "\n")
+    paths = {
+        PERSONS: store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False)),
+        XREF: store.write(GROUP, "person_xref", pa.Table.from_pandas(xref, preserve_index=False)),
+        REVIEW: store.write(GROUP, "person_review_pairs", pa.Table.from_pandas(review, preserve_index=False)),
+        CANDIDATES: store.write(GROUP, "person_candidate_pairs",
+                                pa.Table.from_pandas(pairs.drop(columns=["row_a", "row_b"]), preserve_index=False)),
+    }
+    seconds = round(time.perf_counter() - t0, 2)
+    accuracy = {}
+    if store.truth("mentions").exists():
+        from family_pipeline.evaluation.resolution import linkage_accuracy
+
+        truth = pd.read_parquet(store.truth("mentions"))
+        accuracy = linkage_accuracy(xref, truth, pairs[["signature_a", "signature_b"]])
+    stats = result.stats
+    context.log.info(f"{len(mentions)} mentions → {len(persons)} persons in {seconds}s; "
+                     f"{stats['candidate_pairs']} candidate pairs, {int(band.sum())} for review")
+    persons_meta = {
+        "dagster/row_count": len(persons),
+        "persons_alive": int(persons.alive.sum()),
+        "mentions": len(mentions),
+        "signatures": stats["signatures"],
+        "candidate_pairs": stats["candidate_pairs"],
+        "blocking": dg.MetadataValue.json(stats["blocking"]),
+        "clustering": dg.MetadataValue.json(stats["clustering"]),
+        "model_weights": dg.MetadataValue.json(result.model.to_dict()["weights"]),
+        "model_prior": result.model.prior,
+        "seconds": seconds,
+        "table": dg.MetadataValue.path(str(paths[PERSONS])),
+    }
+    if accuracy:
+        persons_meta.update({
+            "truth_pairwise_precision": accuracy["pairwise"]["precision"],
+            "truth_pairwise_recall": accuracy["pairwise"]["recall"],
+            "truth_pairwise_f1": accuracy["pairwise"]["f1"],
+            "truth_persons_recovered_exactly": accuracy["clusters"]["persons_recovered_exactly"],
+            "truth_blocking_pair_completeness": accuracy.get("blocking", {}).get("pair_completeness", float("nan")),
+            "truth_accuracy": dg.MetadataValue.json(accuracy),
+        })
+    yield dg.MaterializeResult(asset_key=PERSONS, metadata=persons_meta)
+    yield dg.MaterializeResult(asset_key=XREF, metadata={"dagster/row_count": len(xref),
+                                                         "table": dg.MetadataValue.path(str(paths[XREF]))})
+    yield dg.MaterializeResult(asset_key=REVIEW, metadata={"dagster/row_count": len(review),
+                                                           "table": dg.MetadataValue.path(str(paths[REVIEW]))})
+    yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={"dagster/row_count": len(pairs),
+                                                               "table": dg.MetadataValue.path(str(paths[CANDIDATES]))})

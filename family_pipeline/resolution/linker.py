@@ -1,0 +1,252 @@
+"""The linker: person records in, one cluster id per record out. No Dagster here.
+
+    from family_pipeline.resolution import link
+    result = link(frame, {"national_id": "iin", "last_name": "surname", "first_name": "name",
+                          "birth_date": "dob"}, national_id="iin")
+    frame["person"] = result.cluster
+
+Every mapped column is optional (a full name can stand in for its parts); identifiers may be in
+any format (``national_id="iin"`` adds Kazakhstan's check digit and the sex coded in the IIN).
+Records are first collapsed into distinct signatures (the same IIN, names, birth date, sex and
+region written alike), so a person named identically in forty registries costs one comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from family_pipeline.lib.identifiers import valid_iin_mask
+from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs
+from family_pipeline.resolution.clustering import cluster
+from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
+from family_pipeline.resolution.model import FellegiSunter
+from family_pipeline.resolution.normalize import name_codes, name_key, patronymic_stem, sex_from_iin, split_full_name
+
+__all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
+
+#: what a column mapping may name
+COLUMNS = ("national_id", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex", "region")
+DEFAULT_PASSES = [
+    BlockingPass("national_id", ("national_id",), cap=200),
+    BlockingPass("birth_date+last_name", ("birth_date", "last_name")),
+    BlockingPass("birth_date+first_name", ("birth_date", "first_name")),
+    BlockingPass("last_name+first_name+birth_year", ("last_name", "first_name", "birth_year")),
+    BlockingPass("name_pair+birth_date", ("name_lo", "name_hi", "birth_date")),
+    BlockingPass("last_name+first_name+patronymic", ("last_name", "first_name", "patronymic")),
+    BlockingPass("id_prefix+first_name", ("id_prefix", "first_name")),
+]
+_SEX = {"M": 0, "F": 1, "m": 0, "f": 1, "М": 0, "Ж": 1, "м": 0, "ж": 1, "male": 0, "female": 1}
+
+
+@dataclass
+class LinkResult:
+    #: cluster id per input row (0..k-1, numbered in order of first appearance)
+    cluster: np.ndarray
+    #: how sure the row's link into its cluster is (1.0 for a cluster of one signature)
+    probability: np.ndarray
+    #: signature (distinct normalised record) per input row
+    signature: np.ndarray
+    #: scored candidate pairs of signatures, with a representative input row of each side
+    pairs: pd.DataFrame
+    model: FellegiSunter
+    stats: dict = field(default_factory=dict)
+
+
+def _codes(values, how=name_key) -> tuple[np.ndarray, np.ndarray]:
+    return name_codes(values, how)
+
+
+def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown mapping key(s) {sorted(unknown)}; expected some of {COLUMNS}")
+    missing = [c for c in columns.values() if c not in records.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are not in the records")
+    n = len(records)
+
+    def col(name: str) -> pd.Series:
+        return records[columns[name]] if name in columns else pd.Series([None] * n, index=records.index, dtype=object)
+
+    ln, fn, pt = col("last_name").astype(object), col("first_name").astype(object), col("patronymic").astype(object)
+    if "full_name" in columns:
+        parts = split_full_name(col("full_name"))
+        parts.index = records.index
+        ln = ln.where(ln.notna(), parts.last_name)
+        fn = fn.where(fn.notna(), parts.first_name)
+        pt = pt.where(pt.notna(), parts.patronymic)
+    ln_c, ln_v = _codes(ln)
+    fn_c, fn_v = _codes(fn)
+    vocab_codes, vocab = pd.factorize(pd.Series(np.concatenate([ln_v, fn_v]), dtype=object))
+    vocab_codes = np.asarray(vocab_codes, np.int64)
+    ln_c = np.where(ln_c >= 0, vocab_codes[:len(ln_v)][np.maximum(ln_c, 0)] if len(ln_v) else -1, -1)
+    fn_c = np.where(fn_c >= 0, vocab_codes[len(ln_v):][np.maximum(fn_c, 0)] if len(fn_v) else -1, -1)
+    pt_c, pt_v = _codes(pt, patronymic_stem)
+
+    ids = col("national_id").astype("string").str.replace(r"[\s\-]", "", regex=True).str.upper()
+    ids = ids.where(ids.str.len() > 0)
+    id_c, id_v = pd.factorize(ids.astype(object), use_na_sentinel=True)
+    bd = pd.to_datetime(col("birth_date"), errors="coerce").to_numpy().astype("datetime64[D]")
+    days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
+    sex = col("sex").map(_SEX).fillna(-1).astype(np.int64).to_numpy()
+    if national_id == "iin":
+        from_iin = pd.Series(sex_from_iin(ids.to_numpy(dtype=object, na_value=None))).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
+        sex = np.where(sex < 0, from_iin, sex)
+    region_c, _ = pd.factorize(col("region").astype(object), use_na_sentinel=True)
+    rec = {"national_id": np.asarray(id_c, np.int64), "last_name": ln_c.astype(np.int64), "first_name": fn_c.astype(np.int64),
+           "patronymic": pt_c, "birth_date": days.astype(np.int64), "sex": sex, "region": np.asarray(region_c, np.int64)}
+    id_v = np.asarray(id_v, dtype=object)
+    # identifiers that pass their check digit (only IINs can be checked here)
+    checked = valid_iin_mask(id_v) if national_id == "iin" and len(id_v) else np.zeros(len(id_v), bool)
+    vocab_out = {"name": np.asarray(vocab, dtype=object), "patronymic": pt_v, "national_id": id_v,
+                 "national_id_checked": np.asarray(checked, bool)}
+    return rec, vocab_out
+
+
+def _signatures(rec: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """(signature per row, signature table, mention count per signature, first row per signature)."""
+    frame = pd.DataFrame(rec)
+    sig = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy().astype(np.int64)
+    first = np.full(sig.max() + 1 if len(sig) else 0, len(sig), np.int64)
+    np.minimum.at(first, sig, np.arange(len(sig)))
+    table = {k: v[first] for k, v in rec.items()}
+    return sig, table, np.bincount(sig), first
+
+
+def _blocking_table(sig: dict, vocab: dict) -> dict:
+    days = sig["birth_date"]
+    has = days != NO_DATE
+    year = np.where(has, days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64), -1)
+    ids = vocab["national_id"]
+    prefix_codes, _ = pd.factorize(pd.Series([str(x)[:6] for x in ids], dtype=object)) if len(ids) else (np.array([], np.int64), None)
+    prefix = np.where(sig["national_id"] >= 0, np.asarray(prefix_codes, np.int64)[np.maximum(sig["national_id"], 0)] if len(ids) else -1, -1)
+    lo = np.minimum(sig["last_name"], sig["first_name"])
+    hi = np.maximum(sig["last_name"], sig["first_name"])
+    return {"national_id": sig["national_id"], "birth_date": np.where(has, days, -1), "last_name": sig["last_name"],
+            "first_name": sig["first_name"], "patronymic": sig["patronymic"], "birth_year": year,
+            "name_lo": np.where(lo >= 0, lo, -1), "name_hi": np.where(lo >= 0, hi, -1), "id_prefix": prefix}
+
+
+def _agreeing_pairs(sig: dict) -> dict[str, tuple[float, float]]:
+    """Per field: (signature pairs agreeing exactly, pairs where both sides have a value)."""
+    out = {}
+    for f in ("national_id", "last_name", "first_name", "patronymic", "birth_date"):
+        v = sig[f]
+        v = v[(v >= 0) if f != "birth_date" else (v != NO_DATE)]
+        if len(v) < 2:
+            continue
+        _, c = np.unique(v, return_counts=True)
+        c = c.astype(float)
+        out[f] = (float((c * (c - 1) / 2).sum()), len(v) * (len(v) - 1) / 2)
+    return out
+
+
+def _exact_u(agreeing: dict[str, tuple[float, float]], matches: float = 0.0, m_exact: dict[str, float] | None = None) -> dict[str, float]:
+    """P(two signatures agree exactly | different persons). Agreeing pairs of the same person are
+    taken out (``matches`` expected matching pairs, ``m_exact`` their agreement rate); at least
+    one coincidence in the whole space is assumed, so no weight is infinite."""
+    out = {}
+    for f, (agree, total) in agreeing.items():
+        coincidences = agree - matches * (m_exact or {}).get(f, 0.0)
+        out[f] = float(max(coincidences, 1.0, agree * 1e-4) / total)
+    return out
+
+
+def _term_frequencies(sig: dict, i: np.ndarray, fields=("last_name", "first_name")) -> dict[str, np.ndarray]:
+    tf = {}
+    for f in fields:
+        v = sig[f]
+        present = v >= 0
+        freq = np.zeros(v.max() + 2 if len(v) else 1)
+        if present.any():
+            freq[: v[present].max() + 1] = np.bincount(v[present]) / present.sum()
+        tf[f] = freq[np.maximum(v[i], 0)]
+    return tf
+
+
+def _anchors(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Near-certain matches to learn each field's m from, using only the other fields: the same
+    national id for the personal fields; the same names and birth date for the national id."""
+    same_id = levels["national_id"] == 3
+    same_person = (levels["last_name"] == 3) & (levels["first_name"] == 3) & (levels["birth_date"] == 3) & (levels["patronymic"] != 0)
+    return {"national_id": same_person, **{f: same_id for f in FIELDS if f != "national_id"}}
+
+
+def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n, size)
+    b = rng.integers(0, n, size)
+    keep = a != b
+    return a[keep], b[keep]
+
+
+def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
+         model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
+         review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000) -> LinkResult:
+    """Link person records; see the module docstring. ``model`` reuses fitted parameters."""
+    if national_id not in ("any", "iin"):
+        raise ValueError("national_id must be 'any' or 'iin'")
+    rec, vocab = _prepare(records, columns, national_id)
+    row_sig, sig, support, first_row = _signatures(rec)
+    n_sig = len(support)
+    stats: dict = {"records": int(len(records)), "signatures": int(n_sig)}
+    i, j, block_stats = candidate_pairs(_blocking_table(sig, vocab), passes or DEFAULT_PASSES)
+    stats["blocking"] = block_stats
+    stats["candidate_pairs"] = int(len(i))
+    levels = compare(sig, vocab, i, j)
+    tf = _term_frequencies(sig, i)
+    if model is None:
+        model = FellegiSunter(levels=dict(LEVELS), tf_fields=("last_name", "first_name"))
+        ra, rb = _random_pairs(n_sig, min(u_sample, max(n_sig * 4, 1000)), seed)
+        random_levels = compare(sig, vocab, ra, rb)
+        agreeing = _agreeing_pairs(sig)
+        model.estimate_u(random_levels, _exact_u(agreeing))
+        model.initial_m()
+        model.estimate_m_from_anchors(levels, _anchors(levels))
+        model.estimate_prior(levels)
+        # exact agreement of different persons: the agreeing pairs less those of the same person
+        matches = model.prior * len(i)
+        model.estimate_u(random_levels, _exact_u(agreeing, matches, {f: model.m[f][-1] for f in agreeing}))
+        model.estimate_prior(levels)
+        # the prior over every pair of signatures, not over the blocked candidates: u comes from
+        # random pairs, so the prior must describe random pairs too
+        all_pairs = n_sig * (n_sig - 1) / 2
+        model.prior = float(min(max(model.prior * len(i) / max(all_pairs, 1), 1e-12), 0.5))
+    p = model.probability(levels, tf) if len(i) else np.empty(0)
+
+    checked = vocab["national_id_checked"]
+
+    def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        lv = compare(sig, vocab, a, b)
+        ida, idb = sig["national_id"][a], sig["national_id"][b]
+        both_checked = (ida >= 0) & (idb >= 0) & checked[np.maximum(ida, 0)] & checked[np.maximum(idb, 0)]
+        vouched = (lv["birth_date"] == 3) & (lv["first_name"] >= 2)  # a copied or mistyped id
+        return ~((lv["birth_date"] == 0) | (lv["first_name"] == 0)
+                 | ((lv["national_id"] == 0) & both_checked & ~vouched))
+
+    labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible)
+    stats["clustering"] = cstats
+    # the strongest link that holds each signature in its cluster
+    same = labels[i] == labels[j]
+    best = np.zeros(n_sig)
+    np.maximum.at(best, i[same], p[same])
+    np.maximum.at(best, j[same], p[same])
+    sizes = np.bincount(labels)
+    best[sizes[labels] == 1] = 1.0
+    # clusters numbered by their first input row
+    first_of_cluster = np.full(labels.max() + 1 if n_sig else 0, len(records), np.int64)
+    np.minimum.at(first_of_cluster, labels[row_sig], np.arange(len(records)))
+    rank = np.empty_like(first_of_cluster)
+    rank[np.argsort(first_of_cluster, kind="stable")] = np.arange(len(first_of_cluster))
+    row_cluster = rank[labels[row_sig]]
+    stats["clusters"] = int(len(first_of_cluster))
+    pairs = pd.DataFrame({"signature_a": i, "signature_b": j, "row_a": first_row[i], "row_b": first_row[j],
+                          "probability": p, "linked": same,
+                          **{f"level_{f}": levels[f] for f in FIELDS}})
+    lo, hi = review_band
+    stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
+    return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model, stats=stats)

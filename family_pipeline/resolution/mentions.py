@@ -1,0 +1,84 @@
+"""Person mentions: every reference to a person in every registry, in one columnar table.
+
+A registry row can mention several people (a marriage record: husband and wife; a birth record:
+child, mother, father); each reference group of the catalog (``subject``, ``husband``, …) gives
+one mention per row where any of its identifying parts is present.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from family_pipeline.catalog import Catalog, RegistrySpec
+from family_pipeline.lib.lake import Lake
+
+__all__ = ["MENTION_SCHEMA", "registry_mentions", "person_mentions"]
+
+MENTION_SCHEMA = pa.schema([
+    ("registry", pa.string()),
+    ("record_id", pa.string()),
+    ("group", pa.string()),
+    ("iin", pa.string()),
+    ("iin_valid", pa.bool_()),
+    ("last_name", pa.string()),
+    ("first_name", pa.string()),
+    ("patronymic", pa.string()),
+    ("full_name", pa.string()),
+    ("birth_date", pa.date32()),
+    ("sex", pa.string()),
+    ("region", pa.string()),
+    ("address", pa.string()),
+    #: a death the registry records for its subject (population register, civil registry)
+    ("death_date", pa.date32()),
+])
+_IDENTIFYING = ("iin", "last_name", "first_name", "full_name")
+
+
+def registry_mentions(spec: RegistrySpec, clean: pa.Table) -> pa.Table:
+    """The mentions of one registry's clean table."""
+    out = []
+    n = clean.num_rows
+    for group in spec.person_groups:
+        roles = spec.role_columns(group)
+        cols = {}
+        for f in MENTION_SCHEMA:
+            if f.name == "registry":
+                cols[f.name] = pa.array([spec.code] * n, pa.string())
+            elif f.name == "record_id":
+                cols[f.name] = clean.column(spec.record_id).cast(pa.string())
+            elif f.name == "group":
+                cols[f.name] = pa.array([group] * n, pa.string())
+            elif f.name == "iin_valid":
+                source = roles.get("iin")
+                cols[f.name] = clean.column(f"{source}_valid") if source else pa.nulls(n, pa.bool_())
+            elif f.name == "death_date":
+                has = group == "subject" and "death_date" in clean.column_names
+                cols[f.name] = clean.column("death_date").cast(f.type) if has else pa.nulls(n, f.type)
+            elif f.name in roles:
+                cols[f.name] = clean.column(roles[f.name]).cast(f.type)
+            else:
+                cols[f.name] = pa.nulls(n, f.type)
+        table = pa.table(cols, schema=MENTION_SCHEMA)
+        present = None
+        for name in _IDENTIFYING:
+            valid = pc.is_valid(table.column(name))
+            present = valid if present is None else pc.or_(present, valid)
+        out.append(table.filter(present))
+    return pa.concat_tables(out) if out else MENTION_SCHEMA.empty_table()
+
+
+def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None = None) -> tuple[pa.Table, dict]:
+    """All mentions of the registries that have been ingested; and mentions per registry."""
+    tables, counts = [], {}
+    for spec in catalog.registries:
+        if not spec.person_groups or (registries is not None and spec.code not in registries):
+            continue
+        path = lake.table("registries", spec.code)
+        if not path.exists():
+            continue
+        t = registry_mentions(spec, lake.read("registries", spec.code))
+        counts[spec.code] = t.num_rows
+        tables.append(t)
+    table = pa.concat_tables(tables) if tables else MENTION_SCHEMA.empty_table()
+    return table, counts

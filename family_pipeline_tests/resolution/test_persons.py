@@ -1,0 +1,178 @@
+"""Person resolution: the assets on a synthetic country, and the linker on cases made by hand.
+
+The hand-made people are mixed into the country's own mentions, so the model is fitted on a
+realistic population and the cases are judged the way real records would be.
+"""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from family_pipeline.catalog import catalog
+from family_pipeline.defs.registries import registry_key
+from family_pipeline.defs.resolution import CANDIDATES, MENTION_COLUMNS, MENTIONS, PERSONS, REVIEW, XREF
+from family_pipeline.evaluation import evaluate
+from family_pipeline.evaluation.resolution import linkage_accuracy
+from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
+from family_pipeline.lib.lake import Lake
+from family_pipeline.resolution import FellegiSunter, link
+from family_pipeline_tests.conftest import copy_country, run_job
+
+RESOLUTION = [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES]
+
+
+@pytest.fixture(scope="module")
+def resolved(small_country, tmp_path_factory):
+    root = copy_country(small_country, tmp_path_factory.mktemp("resolved"))
+    home = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DAGSTER_PG_HOST", raising=False)
+        mp.setenv("DAGSTER_HOME", str(home))
+        from family_pipeline.instance import prepare_dagster_home
+
+        prepare_dagster_home(home)
+        keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION
+        result = run_job(root, "family_map", keys)
+    assert result.success
+    return {"root": root, "lake": Lake(root), "result": result}
+
+
+def _materialization(result, key):
+    return next(e for e in result.get_asset_materialization_events() if e.asset_key == key)
+
+
+def test_assets_reach_the_accuracy_goal_and_report_it(resolved):
+    meta = _materialization(resolved["result"], PERSONS).materialization.metadata
+    assert meta["truth_pairwise_f1"].value >= 0.99
+    assert meta["truth_pairwise_precision"].value >= 0.995
+    assert meta["truth_blocking_pair_completeness"].value >= 0.9
+    report = evaluate(resolved["root"])["resolution"]["persons"]
+    assert report["pairwise"]["f1"] == meta["truth_pairwise_f1"].value
+    assert report["blocking"]["reachable_completeness"] >= 0.97
+
+
+def test_every_mention_has_one_person_and_persons_are_golden(resolved):
+    lake = resolved["lake"]
+    mentions = lake.read("resolution", "person_mentions").to_pandas()
+    xref = lake.read("resolution", "person_xref").to_pandas()
+    persons = lake.read("resolution", "persons").to_pandas()
+    assert len(xref) == len(mentions)
+    assert not xref.duplicated(["registry", "record_id", "group"]).any()
+    assert set(xref.person_id) == set(persons.person_id) and persons.person_id.is_unique
+    assert xref.match_probability.between(0, 1).all()
+    # golden IINs are checked and unique; fields name their source registry
+    with_iin = persons[persons.iin.notna()]
+    assert valid_iin_mask(with_iin.iin.to_numpy()).mean() > 0.99
+    assert with_iin.iin.is_unique
+    assert (persons.loc[persons.last_name.notna(), "last_name_source"].notna()).all()
+    # the population register wins where it speaks
+    gbd = persons.iin_source.eq("gbd_fl").mean()
+    assert gbd > 0.8
+    review = lake.read("resolution", "person_review_pairs").to_pandas()
+    assert review.probability.between(0.05, 0.95).all()
+
+
+def test_no_personal_data_in_resolution_metadata(resolved, small_country):
+    truth = pd.read_parquet(small_country / "truth/persons.parquet", columns=["iin", "last_name"])
+    blob = " ".join(str(v.value) for key in RESOLUTION
+                    for v in _materialization(resolved["result"], key).materialization.metadata.values())
+    assert not any(iin in blob for iin in truth.iin[:2000])
+    assert not any(f" {n} " in blob for n in set(truth.last_name))
+
+
+# ------------------------------------------------------------------ the library on hand-made cases
+def _iin(date: str, sex: str, serial: int) -> str:
+    return str(make_iins(np.array([date], dtype="datetime64[D]"), np.array([sex]), np.array([serial]))[0])
+
+
+A = _iin("1971-03-14", "M", 4711)
+B = _iin("1971-03-14", "M", 4712)  # A's twin brother
+C = _iin("1980-01-01", "M", 3333)
+D = _iin("1992-06-30", "M", 5555)
+BAD_A = A[:9] + str((int(A[9]) + 3) % 10) + A[10:]
+assert not valid_iin_mask(np.array([BAD_A]))[0]
+
+CASES = pd.DataFrame([
+    # case, person, iin, last, first, patronymic, full name, birth date, sex
+    ("a-gbd", "A", A, "Тілеуқабылов", "Нұрәділ", "Серікұлы", None, "1971-03-14", "M"),
+    ("a-folded", "A", A, "Тилеукабылов", "Нурадил", "Серикулы", None, "1971-03-14", None),
+    ("a-latin", "A", None, "Tileukabylov", "Nuradil", "Serikuly", None, "1971-03-14", None),
+    ("a-swapped", "A", A, "Нұрәділ", "Тілеуқабылов", "Серікұлы", None, "1971-03-14", "M"),
+    ("a-bad-check", "A", BAD_A, "Тілеуқабылов", "Нұрәділ", None, None, "1971-03-14", None),
+    ("a-russian-patronymic", "A", None, None, None, None, "Тилеукабылов Нурадил Серикович", "1971-03-14", None),
+    ("b-gbd", "B", B, "Тілеуқабылов", "Бекжан", "Серікұлы", None, "1971-03-14", "M"),
+    ("b-relative-iin", "B", A, "Тілеуқабылов", "Бекжан", "Серікұлы", None, "1971-03-14", "M"),
+    ("c-gbd", "C", C, "Жолдасбеков", "Әміржан", "Қайратұлы", None, "1980-01-01", "M"),
+    ("c-other", "C", C, None, None, None, "Жолдасбеков Әміржан Қайратұлы", "1980-01-01", None),
+    ("d-gbd", "D", D, "Жолдасбеков", "Әміржан", "Қайратұлы", None, "1992-06-30", "M"),
+    ("d-other", "D", D, "Жолдасбеков", "Әміржан", "Қайратович", None, "1992-06-30", None),
+    ("name-only", "?", None, None, None, None, "Жолдасбеков Әміржан Қайратұлы", None, None),
+], columns=["case", "person", "iin", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex"])
+
+
+@pytest.fixture(scope="module")
+def mixed(resolved):
+    mentions = resolved["lake"].read("resolution", "person_mentions").to_pandas()
+    cases = CASES.assign(birth_date=pd.to_datetime(CASES.birth_date).dt.date)
+    frame = pd.concat([mentions, cases], ignore_index=True)
+    result = link(frame, MENTION_COLUMNS, national_id="iin")
+    cluster = pd.Series(result.cluster[len(mentions):], index=CASES.case.to_numpy())
+    return frame, result, cluster
+
+
+def test_one_person_across_alphabets_swaps_typos_and_patronymic_forms(mixed):
+    _, _, cluster = mixed
+    a = [c for c in CASES.case if c.startswith("a-")]
+    assert cluster[a].nunique() == 1, cluster[a]
+
+
+def test_twins_and_a_copied_iin_stay_apart(mixed):
+    _, _, cluster = mixed
+    assert cluster["b-gbd"] == cluster["b-relative-iin"]
+    assert cluster["b-gbd"] != cluster["a-gbd"]
+
+
+def test_namesakes_are_never_glued_by_a_record_with_only_a_name(mixed):
+    _, _, cluster = mixed
+    assert cluster["c-gbd"] == cluster["c-other"]
+    assert cluster["d-gbd"] == cluster["d-other"]
+    assert cluster["c-gbd"] != cluster["d-gbd"]
+    assert not (cluster["name-only"] == cluster["c-gbd"] and cluster["name-only"] == cluster["d-gbd"])
+
+
+def test_reusing_the_fitted_model_gives_the_same_persons(mixed):
+    frame, result, _ = mixed
+    again = link(frame, MENTION_COLUMNS, national_id="iin", model=FellegiSunter.from_dict(result.model.to_dict()))
+    assert np.array_equal(again.cluster, result.cluster)
+    assert result.model.to_dict()["weights"]["first_name"][0] < 0 < result.model.to_dict()["weights"]["first_name"][-1]
+
+
+def test_linking_is_deterministic(mixed):
+    frame, result, _ = mixed
+    assert np.array_equal(link(frame, MENTION_COLUMNS, national_id="iin").cluster, result.cluster)
+
+
+def test_any_column_names_and_any_id_format(resolved):
+    """The linker outside the pipeline: other column names, an id it cannot check, no patronymic."""
+    lake = resolved["lake"]
+    mentions = lake.read("resolution", "person_mentions").to_pandas()
+    frame = pd.DataFrame({
+        "doc_no": "ID-" + mentions.iin.fillna("").str[::-1],
+        "surname": mentions.last_name, "given": mentions.first_name, "fio": mentions.full_name,
+        "dob": mentions.birth_date,
+    })
+    frame.loc[mentions.iin.isna(), "doc_no"] = None
+    result = link(frame, {"national_id": "doc_no", "last_name": "surname", "first_name": "given",
+                          "full_name": "fio", "birth_date": "dob"})
+    xref = mentions[["registry", "record_id", "group"]].assign(person_id=result.cluster)
+    truth = pq.read_table(lake.truth("mentions")).to_pandas()
+    accuracy = linkage_accuracy(xref, truth)
+    assert accuracy["pairwise"]["f1"] >= 0.98, accuracy
+
+
+def test_bad_mapping_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown mapping key"):
+        link(pd.DataFrame({"x": [1]}), {"passport": "x"})
+    with pytest.raises(KeyError, match="not in the records"):
+        link(pd.DataFrame({"x": [1]}), {"last_name": "surname"})
