@@ -3,6 +3,7 @@
     family-pipeline synth --persons 100000 --seed 42 --out data
     family-pipeline materialize [--select registries/gbd_fl]
     family-pipeline evaluate
+    family-pipeline bench-linkage   # person linkage alone on an ingested data directory
     family-pipeline demo            # all three on the default country
 """
 
@@ -58,6 +59,42 @@ def run_family_map(data_dir: Path, selection: list[str] | None = None) -> tuple[
 def cmd_materialize(args: argparse.Namespace) -> int:
     ok, _ = run_family_map(Path(args.data or default_data_dir()), args.select)
     return 0 if ok else 1
+
+
+def cmd_bench_linkage(args: argparse.Namespace) -> int:
+    """Linkage alone on an ingested lake: mentions → link → golden records, timed."""
+    import pandas as pd
+
+    from family_pipeline.catalog import catalog
+    from family_pipeline.defs.resolution import MENTION_COLUMNS
+    from family_pipeline.lib.lake import Lake
+    from family_pipeline.resolution import link
+    from family_pipeline.resolution.golden import golden_records, person_ids
+    from family_pipeline.resolution.mentions import person_mentions
+
+    lake = Lake(Path(args.data or default_data_dir()).resolve())
+    t0 = time.perf_counter()
+    table, _ = person_mentions(lake, catalog())
+    mentions = table.to_pandas()
+    t1 = time.perf_counter()
+    result = link(mentions, MENTION_COLUMNS, national_id="iin")
+    t2 = time.perf_counter()
+    pid = person_ids(mentions, result.cluster)
+    persons = golden_records(mentions, pid)
+    t3 = time.perf_counter()
+    out = {"data": str(lake.root), "mentions": len(mentions), "signatures": result.stats["signatures"],
+           "candidate_pairs": result.stats["candidate_pairs"], "persons": len(persons),
+           "seconds": {"mentions": round(t1 - t0, 1), "link": round(t2 - t1, 1), "golden": round(t3 - t2, 1),
+                       "total": round(t3 - t0, 1)},
+           "peak_rss_mb": _peak_rss_mb()}
+    if lake.truth("mentions").exists():
+        from family_pipeline.evaluation.resolution import linkage_accuracy
+
+        xref = mentions[["registry", "record_id", "group"]].assign(person_id=pid, signature=result.signature)
+        out["accuracy"] = linkage_accuracy(xref, pd.read_parquet(lake.truth("mentions")),
+                                           result.pairs[["signature_a", "signature_b"]])
+    print(json.dumps(out, indent=2))
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -119,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--data", help="data directory (default $FAMILY_PIPELINE_DATA or ./data)")
     m.add_argument("--select", nargs="*", help="asset keys such as registries/gbd_fl")
     m.set_defaults(fn=cmd_materialize)
+
+    b = sub.add_parser("bench-linkage", help="time person linkage alone on an ingested data directory")
+    b.add_argument("--data")
+    b.set_defaults(fn=cmd_bench_linkage)
 
     e = sub.add_parser("evaluate", help="print the accuracy of every stage against the truth as JSON")
     e.add_argument("--data")
