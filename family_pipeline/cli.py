@@ -87,6 +87,7 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
            "seconds": {"mentions": round(t1 - t0, 1), "link": round(t2 - t1, 1), "golden": round(t3 - t2, 1),
                        "total": round(t3 - t0, 1)},
            "peak_rss_mb": _peak_rss_mb()}
+    print(json.dumps(out), file=sys.stderr)  # the figures before the (slower) truth comparison
     if lake.truth("mentions").exists():
         from family_pipeline.evaluation.resolution import linkage_accuracy
 

@@ -56,7 +56,9 @@ def linkage_accuracy(xref: pd.DataFrame, truth: pd.DataFrame, candidates: pd.Dat
     }
     if candidates is not None and "signature" in x.columns:
         # blocking pair-completeness over distinct signatures of the same true person
-        sig = x.groupby("signature").true_id.agg(lambda s: s.mode().iloc[0]).reset_index()
+        votes = x.groupby(["signature", "true_id"]).size().rename("n").reset_index()
+        sig = votes.sort_values(["signature", "n", "true_id"], ascending=[True, False, True]).drop_duplicates("signature")
+        sig = sig[["signature", "true_id"]]
         sig = sig.sort_values(["true_id", "signature"])
         m = sig.merge(sig, on="true_id", suffixes=("_a", "_b"))
         m = m[m.signature_a < m.signature_b]

@@ -23,6 +23,9 @@ class BlockingPass:
     columns: tuple[str, ...]
     #: blocks with more records than this are skipped (and reported)
     cap: int = 60
+    #: keep only pairs where a side lacks one of these fields: a pass whose key grows with the
+    #: population (namesakes) is only for records the sharper passes cannot reach
+    only_when_missing: tuple[str, ...] = ()
 
 
 def combine_keys(columns: list[np.ndarray]) -> np.ndarray:
@@ -77,6 +80,11 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
     for p in passes:
         groups = combine_keys([table[c] for c in p.columns])
         i, j, skipped = pairs_within(groups, p.cap)
+        if p.only_when_missing:
+            keep = np.zeros(len(i), bool)
+            for f in p.only_when_missing:
+                keep |= (table[f][i] < 0) | (table[f][j] < 0)
+            i, j = i[keep], j[keep]
         chunks.append(i * n + j)
         stats[p.name] = {"pairs": int(len(i)), "records_in_skipped_blocks": skipped}
     codes = np.unique(np.concatenate(chunks)) if chunks else np.empty(0, np.int64)

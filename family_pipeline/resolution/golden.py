@@ -3,7 +3,8 @@
 For every field the surviving value is, in order: from the population register (ГБД ФЛ, the
 authority on identity) when it has one; a checked IIN over one that fails its check digit; the
 value most mentions agree on; the smallest value (so ties are deterministic). Each field keeps
-the registry it came from.
+the registry it came from. Everything runs on integer codes of the distinct values, so a
+national table of mentions costs a few sorts.
 """
 
 from __future__ import annotations
@@ -21,59 +22,92 @@ AUTHORITY = "gbd_fl"
 FIELDS = ("iin", "last_name", "first_name", "patronymic", "birth_date", "sex", "region", "address", "death_date")
 
 
+def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Index of the first row of each group after sorting by ``keys`` (most significant first)."""
+    order = np.lexsort(tuple(reversed((group, *keys))))
+    g = group[order]
+    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.array([], bool)
+    return order[first]
+
+
 def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
-    """A stable id per cluster: keyed hash of its IIN as the authority has it, else its first mention."""
-    frame = pd.DataFrame({"cluster": cluster, "iin": mentions["iin"].to_numpy(dtype=object),
-                          "valid": mentions["iin_valid"].fillna(False).to_numpy(dtype=bool),
-                          "auth": (mentions["registry"] == AUTHORITY).to_numpy(),
-                          "mention": (mentions["registry"] + "/" + mentions["record_id"] + "/" + mentions["group"]).to_numpy(dtype=object)})
-    frame["has"] = frame.iin.notna() & frame.valid
-    frame = frame.sort_values(["cluster", "has", "auth", "iin", "mention"], ascending=[True, False, False, True, True], kind="stable")
-    first = frame.drop_duplicates("cluster").copy()
-    # an IIN anchors one person only: where several clusters would claim it (a relative's IIN
-    # copied onto records), the cluster with the most mentions keeps it
-    first["size"] = np.bincount(cluster)[first.cluster.to_numpy()]
-    claim = first[first.has].sort_values(["iin", "size", "cluster"], ascending=[True, False, True], kind="stable")
-    owner = claim.drop_duplicates("iin").cluster
-    first["has"] = first.has & first.cluster.isin(owner)
-    anchor = np.where(first.has, "iin:" + first.iin.astype(str), "mention:" + first.mention.astype(str))
-    ids = pd.Series(pseudonym_ints(anchor), index=first.cluster.to_numpy())
-    return ids.reindex(cluster).to_numpy()
+    """A stable id per cluster: keyed hash of its IIN (checked, as the authority has it), else of
+    its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
+    cluster = np.asarray(cluster, np.int64)
+    iin_codes, iin_values = pd.factorize(mentions["iin"], sort=True, use_na_sentinel=True)
+    iin_codes = np.asarray(iin_codes, np.int64)
+    has = (iin_codes >= 0) & mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)
+    auth = (mentions["registry"] == AUTHORITY).to_numpy()
+    rows = np.arange(len(mentions))
+    best = _first_per_group(cluster, ~has, ~auth, np.where(has, iin_codes, np.iinfo(np.int64).max), rows)
+    k = int(cluster.max()) + 1 if len(cluster) else 0
+    anchor_iin = np.full(k, -1, np.int64)
+    anchor_iin[cluster[best]] = np.where(has[best], iin_codes[best], -1)
+    first_row = np.full(k, len(mentions), np.int64)
+    np.minimum.at(first_row, cluster, rows)
+    size = np.bincount(cluster, minlength=k)
+    claimed = np.flatnonzero(anchor_iin >= 0)
+    keep = _first_per_group(anchor_iin[claimed], -size[claimed], claimed)
+    owner = np.zeros(k, bool)
+    owner[claimed[keep]] = True
+    values = np.asarray(iin_values, dtype=object)
+    key = mentions["registry"].to_numpy(dtype=object)[first_row] + "/" + mentions["record_id"].to_numpy(dtype=object)[first_row] \
+        + "/" + mentions["group"].to_numpy(dtype=object)[first_row]
+    anchor = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
+    return pseudonym_ints(anchor)[cluster]
 
 
 def golden_records(mentions: pd.DataFrame, person_id: np.ndarray) -> pd.DataFrame:
-    m = mentions.copy()
-    m["person_id"] = person_id
-    codes, uniques = pd.factorize(m["full_name"], use_na_sentinel=True)
-    parts = split_full_name(pd.Series(uniques, dtype=object))
-    for col in ("last_name", "first_name", "patronymic"):
-        spread = np.where(codes >= 0, parts[col].to_numpy(dtype=object)[np.maximum(codes, 0)] if len(uniques) else None, None)
-        m[col] = m[col].where(m[col].notna(), spread)
-    m["authority"] = (m["registry"] == AUTHORITY).astype(np.int8)
-    persons = pd.DataFrame({"person_id": np.unique(person_id)})
+    pid_codes, pid_values = pd.factorize(pd.Series(person_id), sort=True)
+    p = np.asarray(pid_codes, np.int64)
+    n_persons = len(pid_values)
+    reg_codes, reg_values = pd.factorize(mentions["registry"], sort=True)
+    reg_codes = np.asarray(reg_codes, np.int64)
+    reg_values = np.asarray(reg_values, dtype=object)
+    auth = (mentions["registry"] == AUTHORITY).to_numpy()
+    persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
+    # name parts missing in a mention come from its full name, split once per distinct full name
+    full_codes, full_uniques = pd.factorize(mentions["full_name"], use_na_sentinel=True)
+    full_codes = np.asarray(full_codes, np.int64)
+    parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
     for f in FIELDS:
-        if f not in m.columns:
+        if f not in mentions.columns:
             continue
-        sub = m.loc[m[f].notna(), ["person_id", f, "registry", "authority"] + (["iin_valid"] if f == "iin" else [])]
-        if sub.empty:
+        column = mentions[f]
+        if f in ("last_name", "first_name", "patronymic"):
+            spread = parts[f].to_numpy(dtype=object)
+            filler = np.where(full_codes >= 0, spread[np.maximum(full_codes, 0)] if len(spread) else None, None)
+            column = pd.Series(np.where(column.isna().to_numpy(), filler, column.to_numpy(dtype=object)), dtype=object)
+        codes, values = pd.factorize(column, sort=True, use_na_sentinel=True)
+        codes = np.asarray(codes, np.int64)
+        present = np.flatnonzero(codes >= 0)
+        if len(present) == 0:
             persons[f] = None
             persons[f"{f}_source"] = None
             continue
-        keys = ["person_id", f]
-        agg = sub.groupby(keys, sort=False).agg(n=("registry", "size"), authority=("authority", "max"),
-                                                 source=("registry", "min"),
-                                                 **({"checked": ("iin_valid", "max")} if f == "iin" else {})).reset_index()
-        auth_source = sub[sub.authority == 1].groupby(keys, sort=False).registry.first()
-        agg["source"] = auth_source.reindex(pd.MultiIndex.from_frame(agg[keys])).fillna(pd.Series(agg.source.to_numpy(), index=pd.MultiIndex.from_frame(agg[keys]))).to_numpy()
-        order = ["person_id", "authority"] + (["checked"] if f == "iin" else []) + ["n", f]
-        asc = [True, False] + ([False] if f == "iin" else []) + [False, True]
-        best = agg.sort_values(order, ascending=asc, kind="stable").drop_duplicates("person_id")
-        best = best.set_index("person_id")
-        persons[f] = best[f].reindex(persons.person_id).to_numpy()
-        persons[f"{f}_source"] = best["source"].reindex(persons.person_id).to_numpy()
-    counts = m.groupby("person_id").agg(mentions=("registry", "size"), registries=("registry", "nunique"))
-    persons["mentions"] = counts.mentions.reindex(persons.person_id).to_numpy()
-    persons["registries"] = counts.registries.reindex(persons.person_id).to_numpy()
+        key = p[present] * (len(values) + 1) + codes[present]
+        uniq, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+        has_auth = np.zeros(len(uniq), bool)
+        np.logical_or.at(has_auth, inverse, auth[present])
+        source = np.full(len(uniq), np.iinfo(np.int64).max)
+        np.minimum.at(source, inverse, np.where(auth[present], -1, reg_codes[present]))
+        checked = np.zeros(len(uniq), bool)
+        if f == "iin":
+            np.logical_or.at(checked, inverse, mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)[present])
+        owner, value = uniq // (len(values) + 1), uniq % (len(values) + 1)
+        best = _first_per_group(owner, ~has_auth, ~checked, -count, value)
+        out_values = np.full(n_persons, None, dtype=object)
+        out_source = np.full(n_persons, None, dtype=object)
+        vals = np.asarray(values, dtype=object)
+        out_values[owner[best]] = vals[value[best]]
+        src = source[best]
+        out_source[owner[best]] = np.where(src < 0, AUTHORITY, reg_values[np.clip(src, 0, len(reg_values) - 1)])
+        persons[f] = out_values
+        persons[f"{f}_source"] = out_source
+    persons["mentions"] = np.bincount(p, minlength=n_persons)
+    pairs = np.unique(p * (len(reg_values) + 1) + reg_codes)
+    persons["registries"] = np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons)
+    persons["alive"] = persons["death_date"].isna() if "death_date" in persons else True
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
     # person with the most mentions keeps it and the others are flagged for review
     order = persons.sort_values(["iin", "mentions", "person_id"], ascending=[True, False, True], kind="stable")
@@ -81,5 +115,4 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray) -> pd.DataFram
     persons["iin_disputed"] = False
     persons.loc[order.index[disputed], ["iin", "iin_source"]] = None
     persons.loc[order.index[disputed], "iin_disputed"] = True
-    persons["alive"] = persons["death_date"].isna() if "death_date" in persons else True
     return persons

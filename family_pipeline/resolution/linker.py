@@ -24,7 +24,7 @@ from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.model import FellegiSunter
-from family_pipeline.resolution.normalize import name_codes, name_key, patronymic_stem, sex_from_iin, split_full_name
+from family_pipeline.resolution.normalize import name_key, patronymic_stem, sex_from_iin, split_full_name
 
 __all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
 
@@ -34,10 +34,12 @@ DEFAULT_PASSES = [
     BlockingPass("national_id", ("national_id",), cap=200),
     BlockingPass("birth_date+last_name", ("birth_date", "last_name")),
     BlockingPass("birth_date+first_name", ("birth_date", "first_name")),
-    BlockingPass("last_name+first_name+birth_year", ("last_name", "first_name", "birth_year")),
+    BlockingPass("last_name+first_name+birth_year", ("last_name", "first_name", "birth_year"),
+                 only_when_missing=("national_id",)),
     BlockingPass("name_pair+birth_date", ("name_lo", "name_hi", "birth_date")),
-    BlockingPass("last_name+first_name+patronymic", ("last_name", "first_name", "patronymic")),
-    BlockingPass("id_prefix+first_name", ("id_prefix", "first_name")),
+    BlockingPass("last_name+first_name+patronymic", ("last_name", "first_name", "patronymic"),
+                 only_when_missing=("birth_date",)),
+    BlockingPass("id_prefix+first_name", ("id_prefix", "first_name"), only_when_missing=("birth_date",)),
 ]
 _SEX = {"M": 0, "F": 1, "m": 0, "f": 1, "М": 0, "Ж": 1, "м": 0, "ж": 1, "male": 0, "female": 1}
 
@@ -56,8 +58,23 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
-def _codes(values, how=name_key) -> tuple[np.ndarray, np.ndarray]:
-    return name_codes(values, how)
+def _key_table(values: pd.Series, how) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each row into the column's distinct values, -1 missing; normalised key per value)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, np.int64), np.array([how(u) for u in uniques], dtype=object)
+
+
+def _shared_vocabulary(*tables: tuple[np.ndarray, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Codes of every row into one vocabulary of keys shared by several columns."""
+    keys = np.concatenate([k for _, k in tables]) if tables else np.array([], dtype=object)
+    vcodes, vocab = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    vcodes = np.asarray(vcodes, np.int64)
+    out, start = [], 0
+    for codes, k in tables:
+        mapping = vcodes[start:start + len(k)]
+        start += len(k)
+        out.append(np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(k) else -1, -1))
+    return out, np.asarray(vocab, dtype=object)
 
 
 def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
@@ -68,42 +85,48 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     if missing:
         raise KeyError(f"columns {missing} are not in the records")
     n = len(records)
+    none = pd.Series([None] * n, dtype=object)
 
     def col(name: str) -> pd.Series:
-        return records[columns[name]] if name in columns else pd.Series([None] * n, index=records.index, dtype=object)
+        return records[columns[name]].reset_index(drop=True) if name in columns else none
 
-    ln, fn, pt = col("last_name").astype(object), col("first_name").astype(object), col("patronymic").astype(object)
+    # names: each column's distinct values are normalised once; a full name fills missing parts
+    ln, fn, pt = _key_table(col("last_name"), name_key), _key_table(col("first_name"), name_key), \
+        _key_table(col("patronymic"), patronymic_stem)
     if "full_name" in columns:
-        parts = split_full_name(col("full_name"))
-        parts.index = records.index
-        ln = ln.where(ln.notna(), parts.last_name)
-        fn = fn.where(fn.notna(), parts.first_name)
-        pt = pt.where(pt.notna(), parts.patronymic)
-    ln_c, ln_v = _codes(ln)
-    fn_c, fn_v = _codes(fn)
-    vocab_codes, vocab = pd.factorize(pd.Series(np.concatenate([ln_v, fn_v]), dtype=object))
-    vocab_codes = np.asarray(vocab_codes, np.int64)
-    ln_c = np.where(ln_c >= 0, vocab_codes[:len(ln_v)][np.maximum(ln_c, 0)] if len(ln_v) else -1, -1)
-    fn_c = np.where(fn_c >= 0, vocab_codes[len(ln_v):][np.maximum(fn_c, 0)] if len(fn_v) else -1, -1)
-    pt_c, pt_v = _codes(pt, patronymic_stem)
+        full_codes, full_uniques = pd.factorize(col("full_name"), use_na_sentinel=True)
+        full_codes = np.asarray(full_codes, np.int64)
+        parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
+        full_ln = (full_codes, np.array([name_key(v) for v in parts.last_name], dtype=object))
+        full_fn = (full_codes, np.array([name_key(v) for v in parts.first_name], dtype=object))
+        full_pt = (full_codes, np.array([patronymic_stem(v) for v in parts.patronymic], dtype=object))
+    else:
+        empty = (np.full(n, -1, np.int64), np.array([], dtype=object))
+        full_ln = full_fn = full_pt = empty
+    (ln_c, fn_c, fl_c, ff_c), names = _shared_vocabulary(ln, fn, full_ln, full_fn)
+    ln_c = np.where(ln_c >= 0, ln_c, fl_c)
+    fn_c = np.where(fn_c >= 0, fn_c, ff_c)
+    (pt_c, fp_c), pt_v = _shared_vocabulary(pt, full_pt)
+    pt_c = np.where(pt_c >= 0, pt_c, fp_c)
 
     ids = col("national_id").astype("string").str.replace(r"[\s\-]", "", regex=True).str.upper()
     ids = ids.where(ids.str.len() > 0)
-    id_c, id_v = pd.factorize(ids.astype(object), use_na_sentinel=True)
+    id_c, id_v = pd.factorize(ids, use_na_sentinel=True)
     bd = pd.to_datetime(col("birth_date"), errors="coerce").to_numpy().astype("datetime64[D]")
     days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
     sex = col("sex").map(_SEX).fillna(-1).astype(np.int64).to_numpy()
-    if national_id == "iin":
-        from_iin = pd.Series(sex_from_iin(ids.to_numpy(dtype=object, na_value=None))).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
-        sex = np.where(sex < 0, from_iin, sex)
-    region_c, _ = pd.factorize(col("region").astype(object), use_na_sentinel=True)
-    rec = {"national_id": np.asarray(id_c, np.int64), "last_name": ln_c.astype(np.int64), "first_name": fn_c.astype(np.int64),
-           "patronymic": pt_c, "birth_date": days.astype(np.int64), "sex": sex, "region": np.asarray(region_c, np.int64)}
     id_v = np.asarray(id_v, dtype=object)
+    if national_id == "iin":
+        sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
+        from_iin = np.where(np.asarray(id_c) >= 0, sex_codes[np.maximum(np.asarray(id_c), 0)] if len(id_v) else -1, -1)
+        sex = np.where(sex < 0, from_iin, sex)
+    region_c, _ = pd.factorize(col("region"), use_na_sentinel=True)
+    rec = {"national_id": np.asarray(id_c, np.int64), "last_name": ln_c.astype(np.int64), "first_name": fn_c.astype(np.int64),
+           "patronymic": pt_c.astype(np.int64), "birth_date": days.astype(np.int64), "sex": sex.astype(np.int64),
+           "region": np.asarray(region_c, np.int64)}
     # identifiers that pass their check digit (only IINs can be checked here)
     checked = valid_iin_mask(id_v) if national_id == "iin" and len(id_v) else np.zeros(len(id_v), bool)
-    vocab_out = {"name": np.asarray(vocab, dtype=object), "patronymic": pt_v, "national_id": id_v,
-                 "national_id_checked": np.asarray(checked, bool)}
+    vocab_out = {"name": names, "patronymic": pt_v, "national_id": id_v, "national_id_checked": np.asarray(checked, bool)}
     return rec, vocab_out
 
 
