@@ -69,7 +69,7 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     from family_pipeline.defs.resolution import MENTION_COLUMNS
     from family_pipeline.lib.lake import Lake
     from family_pipeline.resolution import link
-    from family_pipeline.resolution.golden import golden_records, person_ids
+    from family_pipeline.resolution.golden import folding_registries, golden_records, person_ids
     from family_pipeline.resolution.mentions import person_mentions
 
     lake = Lake(Path(args.data or default_data_dir()).resolve())
@@ -80,7 +80,7 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     result = link(mentions, MENTION_COLUMNS, national_id="iin")
     t2 = time.perf_counter()
     pid = person_ids(mentions, result.cluster)
-    persons = golden_records(mentions, pid)
+    persons = golden_records(mentions, pid, folding_registries(catalog()))
     t3 = time.perf_counter()
     out = {"data": str(lake.root), "mentions": len(mentions), "signatures": result.stats["signatures"],
            "candidate_pairs": result.stats["candidate_pairs"], "persons": len(persons),

@@ -203,6 +203,9 @@ class RegistrySpec(_Frozen):
     description: str = ""
     #: the registry's data feeds families/scoring (ERROR checks then block downstream)
     feeds_scoring: bool = False
+    #: the registry holds living persons only (enrolments, payments, current registrations): a
+    #: subject the population register knows to be dead is a defect
+    living_only: bool = False
     source: SourceSpec
     #: canonical column that identifies a record inside the registry
     record_id: str

@@ -10,8 +10,12 @@ counts only; a file that cannot be read fails this asset alone, naming the file 
 import dagster as dg
 
 from family_pipeline.catalog import RegistrySpec, catalog
+from family_pipeline.defs.check_results import to_check_result
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
 from family_pipeline.ingestion import RegistryFileError, ingest_registry
+from family_pipeline.quality import CHECKS, registry_checks, write_flags
+from family_pipeline.quality.expectations import read_snapshot, reference_date
+from family_pipeline.quality.report import write_report
 
 GROUP = "registries"
 #: database-backed registries are retried: a flaky connection is worth a second try
@@ -25,6 +29,21 @@ def registry_key(code: str) -> dg.AssetKey:
 def _table_schema(spec: RegistrySpec) -> dg.TableSchema:
     cols = [dg.TableColumn(c.name, c.type, description=f"agency column {c.source}") for c in spec.columns]
     return dg.TableSchema(columns=cols)
+
+
+def _previous_rows_read(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int | None:
+    """Rows read by the last materialization before this one (for the row-count drift check)."""
+    records = context.instance.fetch_materializations(key, limit=1).records
+    if not records:
+        return None
+    value = records[0].asset_materialization.metadata.get("rows_read") if records[0].asset_materialization else None
+    return int(value.value) if value is not None else None
+
+
+def check_specs(spec: RegistrySpec) -> list[dg.AssetCheckSpec]:
+    """The single-registry checks; they block downstream assets when the registry feeds scoring."""
+    return [dg.AssetCheckSpec(name, asset=registry_key(spec.code), description=text, blocking=spec.feeds_scoring)
+            for name, text in CHECKS.items()]
 
 
 def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
@@ -43,6 +62,7 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
         metadata={"dagster/column_schema": _table_schema(spec), "owner_email": spec.owner_email},
         retry_policy=DATABASE_RETRY if database else None,
         code_version="1",
+        check_specs=check_specs(spec),
     )
     def registry_asset(context: dg.AssetExecutionContext, lake: LakeResource,
                        registry_source: RegistrySourceResource) -> dg.MaterializeResult:
@@ -53,6 +73,16 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
                              allow_retries=database) from exc
         context.log.info(f"{spec.code}: {result.rows_read} rows read, {result.rows_clean} clean, "
                          f"{result.rows_quarantined} quarantined")
+        store = lake.lake()
+        outcomes = registry_checks(
+            spec, store.read("registries", spec.code).to_pandas(), store.read("quarantine", spec.code).to_pandas(),
+            result.rows_read, _previous_rows_read(context, registry_key(spec.code)), result.extracted_at,
+            reference_date(read_snapshot(store.landing / "snapshot.json")))
+        write_flags(store, spec.code, "registry", outcomes)
+        report = str(write_report(store, spec, context.run_id, "registry", outcomes))
+        failed = [o.check for o in outcomes if not o.passed]
+        if failed:
+            context.log.warning(f"{spec.code}: checks failed: {', '.join(failed)} (report {report})")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": result.rows_clean,
             "rows_read": result.rows_read,
@@ -66,7 +96,8 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
             "clean_table": dg.MetadataValue.path(result.clean_path),
             "quarantine_table": dg.MetadataValue.path(result.quarantine_path),
             "seconds": result.seconds,
-        })
+            "quality_report": dg.MetadataValue.path(report),
+        }, check_results=[to_check_result(o, registry_key(spec.code), report) for o in outcomes])
 
     return registry_asset
 

@@ -18,7 +18,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.resolution import FellegiSunter, link
-from family_pipeline.resolution.golden import golden_records, person_ids
+from family_pipeline.resolution.golden import folding_registries, golden_records, person_ids
 from family_pipeline.resolution.mentions import person_mentions as build_mentions
 
 GROUP = "resolution"
@@ -90,7 +90,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold, model=model,
                   review_band=(config.review_low, config.review_high))
     pid = person_ids(mentions, result.cluster)
-    persons = golden_records(mentions, pid)
+    persons = golden_records(mentions, pid, folding_registries(catalog()))
     xref = pd.DataFrame({"registry": mentions.registry, "record_id": mentions.record_id, "group": mentions.group,
                          "person_id": pid, "signature": result.signature,
                          "match_probability": np.round(result.probability, 6)})

@@ -1,8 +1,10 @@
 """Golden records: one row per person from all of their mentions, by survivorship rules.
 
-For every field the surviving value is, in order: from the population register (ГБД ФЛ, the
-authority on identity) when it has one; a checked IIN over one that fails its check digit; the
-value most mentions agree on; the smallest value (so ties are deterministic). Each field keeps
+For every field the surviving value is, in order: a checked IIN over one that fails its check
+digit; for names, the spelling most registries able to write Kazakh letters agree on; the value
+most mentions agree on (one registry's typo does not outvote the others); the
+population register's (ГБД ФЛ, the authority on identity) when mentions are split evenly; the
+smallest value (so ties are deterministic). Each field keeps
 the registry it came from. Everything runs on integer codes of the distinct values, so a
 national table of mentions costs a few sorts.
 """
@@ -15,11 +17,16 @@ import pandas as pd
 from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.normalize import split_full_name
 
-__all__ = ["AUTHORITY", "FIELDS", "golden_records", "person_ids"]
+__all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "person_ids"]
 
 #: the registry whose values win where it has them
 AUTHORITY = "gbd_fl"
 FIELDS = ("iin", "last_name", "first_name", "patronymic", "birth_date", "sex", "region", "address", "death_date")
+
+
+def folding_registries(catalog) -> frozenset[str]:
+    """Registries exported in a single-byte encoding, which folds Kazakh letters to Russian ones."""
+    return frozenset(r.code for r in catalog.registries if r.source.encoding == "cp1251")
 
 
 def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
@@ -57,7 +64,9 @@ def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     return pseudonym_ints(anchor)[cluster]
 
 
-def golden_records(mentions: pd.DataFrame, person_id: np.ndarray) -> pd.DataFrame:
+def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
+    their votes on how a name is spelled count only where no other registry spells it."""
     pid_codes, pid_values = pd.factorize(pd.Series(person_id), sort=True)
     p = np.asarray(pid_codes, np.int64)
     n_persons = len(pid_values)
@@ -65,6 +74,7 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray) -> pd.DataFram
     reg_codes = np.asarray(reg_codes, np.int64)
     reg_values = np.asarray(reg_values, dtype=object)
     auth = (mentions["registry"] == AUTHORITY).to_numpy()
+    full_alphabet = ~mentions["registry"].isin(folding_registries).to_numpy()
     persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
     # name parts missing in a mention come from its full name, split once per distinct full name
     full_codes, full_uniques = pd.factorize(mentions["full_name"], use_na_sentinel=True)
@@ -90,12 +100,15 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray) -> pd.DataFram
         has_auth = np.zeros(len(uniq), bool)
         np.logical_or.at(has_auth, inverse, auth[present])
         source = np.full(len(uniq), np.iinfo(np.int64).max)
-        np.minimum.at(source, inverse, np.where(auth[present], -1, reg_codes[present]))
+        np.minimum.at(source, inverse, np.where(auth[present], -1, reg_codes[present]))  # the authority, else the first registry
+        spelled = np.zeros(len(uniq), np.int64)
+        if f in ("last_name", "first_name", "patronymic"):
+            np.add.at(spelled, inverse, full_alphabet[present].astype(np.int64))
         checked = np.zeros(len(uniq), bool)
         if f == "iin":
             np.logical_or.at(checked, inverse, mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)[present])
         owner, value = uniq // (len(values) + 1), uniq % (len(values) + 1)
-        best = _first_per_group(owner, ~has_auth, ~checked, -count, value)
+        best = _first_per_group(owner, ~checked, -spelled, -count, ~has_auth, value)
         out_values = np.full(n_persons, None, dtype=object)
         out_source = np.full(n_persons, None, dtype=object)
         vals = np.asarray(values, dtype=object)
