@@ -69,7 +69,11 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     from family_pipeline.defs.resolution import MENTION_COLUMNS
     from family_pipeline.lib.lake import Lake
     from family_pipeline.resolution import link
-    from family_pipeline.resolution.golden import folding_registries, golden_records, person_ids
+    from family_pipeline.resolution.golden import (
+        folding_registries,
+        golden_records,
+        person_ids,
+    )
     from family_pipeline.resolution.mentions import person_mentions
 
     lake = Lake(Path(args.data or default_data_dir()).resolve())

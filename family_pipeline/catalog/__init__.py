@@ -1,6 +1,11 @@
 """The registry catalog and the reference data in ``seeds/``, as typed objects."""
 
-from family_pipeline.catalog.load import CatalogError, catalog, default_seeds_dir, load_catalog
+from family_pipeline.catalog.load import (
+    CatalogError,
+    catalog,
+    default_seeds_dir,
+    load_catalog,
+)
 from family_pipeline.catalog.model import (
     CADENCE_DAYS,
     Catalog,

@@ -12,7 +12,13 @@ import os
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from family_pipeline.alerts import AlertStore, Failure, build_digests, load_routing, send_email
+from family_pipeline.alerts import (
+    AlertStore,
+    Failure,
+    build_digests,
+    load_routing,
+    send_email,
+)
 from family_pipeline.catalog import catalog
 from family_pipeline.lib.lake import default_data_dir
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.defs.check_results import to_check_result
 from family_pipeline.defs.registries import registry_key
-from family_pipeline.defs.resolution import PERSONS, XREF
+from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, PERSONS, XREF
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
@@ -23,6 +23,7 @@ from family_pipeline.quality.cross import (
     Reference,
     after_death,
     duplicates,
+    livestock,
     population_register,
 )
 from family_pipeline.quality.report import write_report
@@ -50,7 +51,8 @@ def _xref_of(lake: Lake, code: str) -> pd.DataFrame:
 
 
 def cross_check_names(spec: RegistrySpec) -> list[str]:
-    return ["population_register", "after_death", "duplicates"] if spec.person_groups else ["duplicates"]
+    names = ["population_register", "after_death", "duplicates"] if spec.person_groups else ["duplicates"]
+    return names + (["livestock"] if spec.has_animals else [])
 
 
 def cross_check_keys() -> list[dg.AssetCheckKey]:
@@ -64,8 +66,9 @@ def build_cross_checks(spec: RegistrySpec) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(
         name=f"{spec.code}_cross_registry_checks",
         specs=[dg.AssetCheckSpec(n, asset=key, description=CROSS_CHECKS[n],
-                                 additional_deps=[PERSONS, XREF] + ([] if spec.code == POPULATION_REGISTER
-                                                                    else [registry_key(POPULATION_REGISTER)]))
+                                 additional_deps=[PERSONS, XREF]
+                                 + ([] if spec.code == POPULATION_REGISTER else [registry_key(POPULATION_REGISTER)])
+                                 + ([ANIMALS, ANOMALIES] if n == "livestock" else []))
                for n in names],
     )
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
@@ -78,6 +81,14 @@ def build_cross_checks(spec: RegistrySpec) -> dg.AssetChecksDefinition:
             outcomes += [population_register(spec, clean, xref, ref),
                          after_death(spec, clean, xref, ref, read_manifest(spec, store).get("extracted_at"))]
         outcomes.append(duplicates(spec, clean, xref))
+        if spec.has_animals:
+            if not store.table("resolution", "livestock_anomalies").exists():
+                raise dg.Failure(f"the livestock check of {spec.code} needs resolution/animal_records and "
+                                 "resolution/livestock_anomalies: materialize them in the same run")
+            linked = pd.read_parquet(store.table("resolution", "animal_records"), columns=["registry", "record_id", "tag", "tag_norm", "animal_key"],
+                                     filters=[("registry", "=", spec.code)])
+            anomalies = pd.read_parquet(store.table("resolution", "livestock_anomalies"), columns=["animal_key", "kind"])
+            outcomes.append(livestock(spec, linked, anomalies))
         write_flags(store, spec.code, "cross", outcomes)
         report = str(write_report(store, spec, context.run.run_id, "cross", outcomes))
         for o in outcomes:

@@ -18,7 +18,11 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.resolution import FellegiSunter, link
-from family_pipeline.resolution.golden import folding_registries, golden_records, person_ids
+from family_pipeline.resolution.golden import (
+    folding_registries,
+    golden_records,
+    person_ids,
+)
 from family_pipeline.resolution.mentions import person_mentions as build_mentions
 
 GROUP = "resolution"
@@ -151,3 +155,57 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
                                                            "table": dg.MetadataValue.path(str(paths[REVIEW]))})
     yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={"dagster/row_count": len(pairs),
                                                                "table": dg.MetadataValue.path(str(paths[CANDIDATES]))})
+
+
+# ------------------------------------------------------------------ livestock
+ANIMALS = dg.AssetKey([GROUP, "animal_records"])
+ANOMALIES = dg.AssetKey([GROUP, "livestock_anomalies"])
+ANOMALY_SUMMARY = dg.AssetKey([GROUP, "livestock_anomaly_summary"])
+LIVESTOCK_OWNER = catalog().registry("isj_livestock").owner_email
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(ANIMALS, group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     deps=[registry_key(s.code) for s in catalog().registries if s.has_animals]
+                     + [registry_key("gbd_fl"), registry_key("zags_deaths")],
+                     description="Every animal record of the livestock registries, linked into animals "
+                                 "(tags with typos, owner, species, sex, birth date, settlement)."),
+        dg.AssetSpec(ANOMALIES, group_name=GROUP, kinds={"parquet"}, owners=[OWNER, LIVESTOCK_OWNER], deps=[ANIMALS],
+                     description="Animals registered in several settlements at once (virtual cows) and animals "
+                                 "of a dead or unknown owner (phantoms), per region and settlement. Owners appear "
+                                 "only as pseudonymous keys."),
+        dg.AssetSpec(ANOMALY_SUMMARY, group_name=GROUP, kinds={"parquet"}, owners=[OWNER, LIVESTOCK_OWNER],
+                     deps=[ANOMALIES], description="Virtual and phantom animals counted per region and settlement."),
+    ],
+)
+def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
+    from family_pipeline.resolution.livestock import (
+        animal_records,
+        link_animals,
+        livestock_anomalies,
+        livestock_summary,
+    )
+
+    store = lake.lake()
+    linked = link_animals(animal_records(store, catalog()))
+    anomalies = livestock_anomalies(linked, store)
+    summary = livestock_summary(anomalies)
+    paths = {ANIMALS: store.write(GROUP, "animal_records", linked),
+             ANOMALIES: store.write(GROUP, "livestock_anomalies", anomalies),
+             ANOMALY_SUMMARY: store.write(GROUP, "livestock_anomaly_summary", summary)}
+    kinds = pd.Series(anomalies.column("kind").to_pylist()).value_counts().to_dict() if anomalies.num_rows else {}
+    meta = {"dagster/row_count": linked.num_rows, "animals": len(set(linked.column("animal_key").to_pylist())),
+            "table": dg.MetadataValue.path(str(paths[ANIMALS]))}
+    if store.truth("animal_records").exists():
+        from family_pipeline.evaluation.livestock import livestock_section
+
+        accuracy = livestock_section(store)
+        meta["truth_accuracy"] = dg.MetadataValue.json(accuracy)
+    context.log.info(f"{linked.num_rows} animal records, anomalies: {kinds}")
+    yield dg.MaterializeResult(asset_key=ANIMALS, metadata=meta)
+    yield dg.MaterializeResult(asset_key=ANOMALIES, metadata={
+        "dagster/row_count": anomalies.num_rows, "by_kind": dg.MetadataValue.json({str(k): int(v) for k, v in kinds.items()}),
+        "table": dg.MetadataValue.path(str(paths[ANOMALIES]))})
+    yield dg.MaterializeResult(asset_key=ANOMALY_SUMMARY, metadata={
+        "dagster/row_count": summary.num_rows, "table": dg.MetadataValue.path(str(paths[ANOMALY_SUMMARY]))})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from family_pipeline.evaluation.ingestion import ingestion_section
+from family_pipeline.evaluation.livestock import livestock_section
 from family_pipeline.evaluation.quality import quality_section
 from family_pipeline.evaluation.resolution import resolution_section
 from family_pipeline.lib.lake import Lake
@@ -17,6 +18,7 @@ SECTIONS = {
     "ingestion": ingestion_section,
     "quality": quality_section,
     "resolution": resolution_section,
+    "livestock": livestock_section,
 }
 
 

@@ -13,7 +13,11 @@ from dataclasses import asdict, dataclass
 
 from family_pipeline.catalog import Catalog, RegistrySpec
 from family_pipeline.ingestion.normalize import QUARANTINE_SCHEMA, REASONS, normalize
-from family_pipeline.ingestion.sources import RegistryFileError, default_database_url, read_export
+from family_pipeline.ingestion.sources import (
+    RegistryFileError,
+    default_database_url,
+    read_export,
+)
 from family_pipeline.lib.lake import Lake
 
 __all__ = [

@@ -171,12 +171,24 @@ def after_death(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref
     return out
 
 
-def livestock(spec: RegistrySpec, anomalies: pd.DataFrame) -> CheckOutcome:
-    """Animals of this registry that resolution found in several settlements, or without a living owner."""
+def livestock(spec: RegistrySpec, linked: pd.DataFrame, anomalies: pd.DataFrame) -> CheckOutcome:
+    """Records of this registry whose animal resolution found in several settlements at once
+    (``virtual_animal``) or without a living, known owner (``phantom_animal``)."""
     out = CheckOutcome("livestock", True, "WARN", CROSS_CHECKS["livestock"])
-    mine = anomalies[anomalies.registry == spec.code] if "registry" in anomalies else anomalies.iloc[0:0]
-    for kind, ids in mine.groupby("kind").record_id:
-        out.flagged[f"{kind}_animal"] = sorted(set(ids.astype(str)))
-        out.counts[f"{kind}_animal"] = len(out.flagged[f"{kind}_animal"])
+    mine = linked[linked.registry == spec.code]
+    if "tag" in mine:
+        # a tag written otherwise than the animal's (a typo resolution corrected), or not in the
+        # standard form ("KZ" and twelve digits)
+        misspelt = mine.tag_norm.notna() & ~mine.animal_key.str.contains("#", regex=False) & (mine.tag_norm != mine.animal_key)
+        malformed = mine.tag.notna() & (mine.tag != mine.tag_norm)
+        for reason, mask in (("tag_differs", misspelt), ("tag_format", malformed)):
+            if mask.any():
+                out.flagged[reason] = sorted(set(mine.loc[mask, "record_id"].astype(str)))
+                out.counts[reason] = len(out.flagged[reason])
+    for kind, animals in anomalies.groupby("kind").animal_key:
+        ids = mine.loc[mine.animal_key.isin(set(animals)), "record_id"].astype(str)
+        if len(ids):
+            out.flagged[f"{kind}_animal"] = sorted(set(ids))
+            out.counts[f"{kind}_animal"] = len(out.flagged[f"{kind}_animal"])
     out.passed = not out.flagged
     return out

@@ -24,7 +24,12 @@ from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.model import FellegiSunter
-from family_pipeline.resolution.normalize import name_key, patronymic_stem, sex_from_iin, split_full_name
+from family_pipeline.resolution.normalize import (
+    name_key,
+    patronymic_stem,
+    sex_from_iin,
+    split_full_name,
+)
 
 __all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from family_pipeline.catalog import Catalog, catalog as repo_catalog, default_seeds_dir
+from family_pipeline.catalog import Catalog, default_seeds_dir
+from family_pipeline.catalog import catalog as repo_catalog
 from family_pipeline.lib.lake import Lake, write_parquet
 from family_pipeline.synth.defects import DEFAULT_RATES, DefectInjector
 from family_pipeline.synth.economy import (

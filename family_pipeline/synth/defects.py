@@ -28,11 +28,16 @@ DEFAULT_RATES: dict[str, float] = {
     "out_of_range": 0.002,
     "malformed_row": 0.001,
     "virtual_animal": 0.01,
+    "tag_typo": 0.01,
     "stale_extract": 0.05,  # per registry, not per record
 }
 DEFECT_KINDS = tuple(DEFAULT_RATES) + ("phantom_animal",)
 CYRILLIC = np.array(list("абвгдеёжзийклмнопрстуфхцчшщыэюя"))
 NAME_PARTS = ("last_name", "first_name", "patronymic", "full_name")
+#: how an ear tag is mistyped (recorded as the defect's detail), with relative frequencies
+TAG_TYPOS = {"substitution": 0.3, "deletion": 0.15, "transposition": 0.2, "prefix_dropped": 0.15,
+             "prefix_lower": 0.1, "prefix_spaced": 0.1}
+DIGITS = np.array(list("0123456789"))
 
 
 class DefectInjector:
@@ -70,6 +75,7 @@ class DefectInjector:
                 self._out_of_range(export, col)
         self._malformed(export)
         if spec.has_animals:
+            self._tag_typos(export)
             self._phantoms(export)
         return export
 
@@ -95,17 +101,20 @@ class DefectInjector:
         return grown
 
     def _move_animals(self, export: Export, rows: np.ndarray) -> None:
-        """The same animal also registered in another settlement of its region."""
+        """The same animal also registered in another village (another name; region column kept)."""
         spec = export.spec
         roles = spec.role_columns("animal")
         if "settlement" not in roles or len(rows) == 0:
             return
         st = self.entities["settlements"]
-        villages = st[st.settlement_type == "village"].settlement_name.to_numpy().astype(object)
+        # distinct names: a copy filed under a namesake village would be no second place at all
+        villages = np.unique(st[st.settlement_type == "village"].settlement_name.to_numpy().astype(str)).astype(object)
         col = export.columns[roles["settlement"]]
         new = villages[self.rng.integers(0, len(villages), len(rows))]
         same = new == col[rows]
         new[same] = villages[(self.rng.integers(0, len(villages), same.sum()) + 1) % len(villages)]
+        still = new == col[rows]
+        new[still] = villages[(np.searchsorted(villages, new[still]) + 1) % len(villages)]
         col[rows] = new
 
     def _dead_persons(self, export: Export) -> Export:
@@ -254,10 +263,65 @@ class DefectInjector:
         export.malformed = rows
         export.defects.append(("malformed_row", rows, None, ""))
 
+    def _tag_typos(self, export: Export) -> None:
+        """Ear tags as clerks mistype them: one character of the number changed, dropped or two
+        adjacent ones swapped; or the "KZ" prefix dropped, lower-cased or followed by spaces."""
+        col = export.spec.role_columns("animal").get("tag")
+        if col is None:
+            return
+        values = export.columns[col]
+        text = pd.Series(values, dtype=object)
+        # "KZ" + at least three characters, so every variant stays a plausible tag
+        ok = text.str.match(r"^KZ.{3,}$").fillna(False).to_numpy(dtype=bool)
+        rows = self.pick(export, "tag_typo", ok)
+        if len(rows) == 0:
+            return
+        kinds = np.array(list(TAG_TYPOS))
+        p = np.array(list(TAG_TYPOS.values()))
+        kind = kinds[self.rng.choice(len(kinds), len(rows), p=p / p.sum())]
+        tags = values[rows].astype(str)
+        chars = tags.view("U1").reshape(len(tags), -1).copy()
+        width = chars.shape[1]
+        length = np.char.str_len(tags)
+        # a position in the number after the prefix (transposition: one with a right neighbour)
+        at = 2 + (self.rng.random(len(rows)) * (length - 2 - (kind == "transposition"))).astype(np.int64)
+        row = np.arange(len(rows))
+        sub = kind == "substitution"
+        old = chars[row[sub], at[sub]]
+        shift = self.rng.integers(1, 10, int(sub.sum()))
+        chars[row[sub], at[sub]] = _other_digit(old, shift)
+        swap = kind == "transposition"
+        left, right = chars[row[swap], at[swap]], chars[row[swap], at[swap] + 1]
+        chars[row[swap], at[swap]], chars[row[swap], at[swap] + 1] = right, left
+        # two equal neighbours swapped change nothing: those become substitutions of the first
+        same = row[swap][left == right]
+        chars[same, at[same]] = _other_digit(chars[same, at[same]], np.ones(len(same), np.int64))
+        kind[same] = "substitution"
+        drop = kind == "deletion"
+        cols = np.arange(width)[None, :]
+        src = np.where(drop[:, None] & (cols >= at[:, None]), cols + 1, cols)
+        chars = np.take_along_axis(np.concatenate([chars, np.full((len(rows), 1), "")], axis=1), src, axis=1)
+        typed = chars.view(f"U{width}").ravel().astype(object)
+        number = np.char.partition(tags, "KZ")[:, 2]
+        typed = np.where(kind == "prefix_dropped", number, typed)
+        typed = np.where(kind == "prefix_lower", np.char.add("kz", number), typed)
+        typed = np.where(kind == "prefix_spaced", np.char.add("KZ ", number), typed)
+        values[rows] = typed.astype(object)
+        for name in kinds:
+            hit = rows[kind == name]
+            if len(hit):
+                export.defects.append(("tag_typo", hit, col, name))
+
     def _phantoms(self, export: Export) -> None:
         animals = self.entities["animals"]
         phantom = animals.phantom.to_numpy()[export.animal_ids]
         export.defects.append(("phantom_animal", np.flatnonzero(phantom), None, ""))
+
+
+def _other_digit(chars: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """A digit ``shift`` (1-9) steps from each character (any digit for a non-digit)."""
+    base = np.where(np.char.isdigit(chars), np.searchsorted(DIGITS, chars), 0)
+    return DIGITS[(base + shift) % 10]
 
 
 def _fold(s: str) -> str:

@@ -14,7 +14,13 @@ import pandas as pd
 
 from family_pipeline.catalog import Catalog
 from family_pipeline.lib.identifiers import make_bins
-from family_pipeline.synth.population import OCCUPATION_P, OCCUPATIONS, Population, _days, _to_date
+from family_pipeline.synth.population import (
+    OCCUPATION_P,
+    OCCUPATIONS,
+    Population,
+    _days,
+    _to_date,
+)
 from family_pipeline.synth.random import Streams
 
 NAT = np.iinfo(np.int64).min

@@ -11,7 +11,17 @@ import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
-from family_pipeline.defs.resolution import CANDIDATES, MENTION_COLUMNS, MENTIONS, PERSONS, REVIEW, XREF
+from family_pipeline.defs.resolution import (
+    ANIMALS,
+    ANOMALIES,
+    ANOMALY_SUMMARY,
+    CANDIDATES,
+    MENTION_COLUMNS,
+    MENTIONS,
+    PERSONS,
+    REVIEW,
+    XREF,
+)
 from family_pipeline.evaluation import evaluate
 from family_pipeline.evaluation.resolution import linkage_accuracy
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
@@ -32,7 +42,7 @@ def resolved(small_country, tmp_path_factory):
         from family_pipeline.instance import prepare_dagster_home
 
         prepare_dagster_home(home)
-        keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION
+        keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION + [ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
         result = run_job(root, "family_map", keys)
     assert result.success
     return {"root": root, "lake": Lake(root), "result": result}
