@@ -106,3 +106,15 @@ def run_job(data_dir: Path, job: str, selection: list | None = None):
                                           asset_selection=selection)
     finally:
         del os.environ["FAMILY_PIPELINE_DATA"]
+
+
+def run_on_instance(root: Path, home: Path, job: str = "family_map", selection: list | None = None):
+    """Run ``job`` on a fresh SQLite instance in ``home``; returns (result, instance)."""
+    import dagster as dg
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DAGSTER_PG_HOST", raising=False)
+        mp.setenv("DAGSTER_HOME", str(home))
+        prepare_dagster_home(home)
+        result = run_job(root, job, selection)
+        return result, dg.DagsterInstance.get()

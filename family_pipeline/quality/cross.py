@@ -7,6 +7,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.alphabet import FOLD_TABLE
@@ -28,12 +30,19 @@ class Reference:
 
     def __init__(self, persons: pd.DataFrame, register_iins: pd.Series):
         self.persons = persons.set_index("person_id")
-        self.register_iins = pd.Index(register_iins.dropna().unique())
+        self.register_iins = pa.array(pd.unique(register_iins.dropna()), pa.string())
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
         #: not to the country (a one-off mistyped IIN makes a person of one record only)
         seen = self.persons[self.persons["mentions"] >= 2]
-        self.person_iins = pd.Index(seen["iin"].dropna().unique())
+        self.person_iins = pa.array(pd.unique(seen["iin"].dropna()), pa.string())
         self.death = pd.to_datetime(self.persons["death_date"], errors="coerce").dropna()
+
+
+def _in(values: pd.Series, value_set: pa.Array) -> pd.Series:
+    """``values.isin(value_set)`` in Arrow (pandas converts a value set to Python objects)."""
+    arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), pa.string())
+    return pd.Series(pc.fill_null(pc.is_in(arr, value_set=value_set), False).to_numpy(zero_copy_only=False),
+                     index=values.index)
 
 
 def _keys(values: pd.Series, how=name_key) -> np.ndarray:
@@ -72,12 +81,12 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             iin = clean[roles["iin"]]
             valid = clean.get(f"{roles['iin']}_valid", pd.Series(True, index=clean.index)).fillna(False).astype(bool)
             checked += int(iin.notna().sum())
-            flag("iin_unknown", iin.notna() & valid & ~iin.isin(ref.register_iins) & ~iin.isin(ref.person_iins))
+            flag("iin_unknown", iin.notna() & valid & ~_in(iin, ref.register_iins) & ~_in(iin, ref.person_iins))
             # the record carries another IIN than the person it describes (mistyped, a relative's)
             flag("iin_differs", resolved & iin.notna() & golden["iin"].notna() & (iin != golden["iin"]).fillna(False))
             # the IIN belongs to another resolved person (a relative's, copied onto this record)
             flag("iin_of_another_person", resolved & iin.notna() & golden["iin"].isna()
-                 & golden["iin_disputed"].fillna(False).astype(bool) & iin.isin(ref.person_iins))
+                 & golden["iin_disputed"].fillna(False).astype(bool) & _in(iin, ref.person_iins))
         if "birth_date" in roles:
             a = pd.to_datetime(clean[roles["birth_date"]], errors="coerce")
             b = pd.to_datetime(golden["birth_date"], errors="coerce")

@@ -29,6 +29,17 @@ def folding_registries(catalog) -> frozenset[str]:
     return frozenset(r.code for r in catalog.registries if r.source.encoding == "cp1251")
 
 
+def _ranked_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes that order like the values (-1 missing), sorting only the distinct values."""
+    codes, values = pd.factorize(column, use_na_sentinel=True)
+    values = np.asarray(values, dtype=object)
+    order = np.argsort(values.astype(str), kind="stable")
+    rank = np.empty(len(values), np.int64)
+    rank[order] = np.arange(len(values))
+    codes = np.asarray(codes, np.int64)
+    return np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(values) else -1, -1), values[order]
+
+
 def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     """Index of the first row of each group after sorting by ``keys`` (most significant first)."""
     order = np.lexsort(tuple(reversed((group, *keys))))
@@ -41,8 +52,7 @@ def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     """A stable id per cluster: keyed hash of its IIN (checked, as the authority has it), else of
     its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
     cluster = np.asarray(cluster, np.int64)
-    iin_codes, iin_values = pd.factorize(mentions["iin"], sort=True, use_na_sentinel=True)
-    iin_codes = np.asarray(iin_codes, np.int64)
+    iin_codes, iin_values = _ranked_codes(mentions["iin"])
     has = (iin_codes >= 0) & mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)
     auth = (mentions["registry"] == AUTHORITY).to_numpy()
     rows = np.arange(len(mentions))
@@ -67,12 +77,10 @@ def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
 def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
     """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
     their votes on how a name is spelled count only where no other registry spells it."""
-    pid_codes, pid_values = pd.factorize(pd.Series(person_id), sort=True)
+    pid_values, pid_codes = np.unique(np.asarray(person_id, np.int64), return_inverse=True)
     p = np.asarray(pid_codes, np.int64)
     n_persons = len(pid_values)
-    reg_codes, reg_values = pd.factorize(mentions["registry"], sort=True)
-    reg_codes = np.asarray(reg_codes, np.int64)
-    reg_values = np.asarray(reg_values, dtype=object)
+    reg_codes, reg_values = _ranked_codes(mentions["registry"])
     auth = (mentions["registry"] == AUTHORITY).to_numpy()
     full_alphabet = ~mentions["registry"].isin(folding_registries).to_numpy()
     persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
@@ -88,8 +96,7 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
             spread = parts[f].to_numpy(dtype=object)
             filler = np.where(full_codes >= 0, spread[np.maximum(full_codes, 0)] if len(spread) else None, None)
             column = pd.Series(np.where(column.isna().to_numpy(), filler, column.to_numpy(dtype=object)), dtype=object)
-        codes, values = pd.factorize(column, sort=True, use_na_sentinel=True)
-        codes = np.asarray(codes, np.int64)
+        codes, values = _ranked_codes(column)
         present = np.flatnonzero(codes >= 0)
         if len(present) == 0:
             persons[f] = None

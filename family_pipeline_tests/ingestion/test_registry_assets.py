@@ -4,14 +4,13 @@ asset with a message naming the file, and no personal data reaches metadata or l
 import json
 import re
 
-import dagster as dg
 import pandas as pd
 import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.evaluation import evaluate
-from family_pipeline_tests.conftest import copy_country, run_job
+from family_pipeline_tests.conftest import copy_country, run_on_instance
 
 BROKEN = {
     # registry code -> how its file is broken
@@ -41,16 +40,9 @@ def ingested(small_country, tmp_path_factory):
             path.write_bytes(path.read_bytes().decode("cp1251").encode("utf-8"))
         else:
             path.unlink()
-    home = tmp_path_factory.mktemp("dagster_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DAGSTER_PG_HOST", raising=False)
-        mp.setenv("DAGSTER_HOME", str(home))
-        from family_pipeline.instance import prepare_dagster_home
-
-        prepare_dagster_home(home)
-        result = run_job(root, "ingest_registries")
-        events = list(result.all_events)
-        logs = dg.DagsterInstance.get().all_logs(result.run_id)
+    result, instance = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "ingest_registries")
+    events = list(result.all_events)
+    logs = instance.all_logs(result.run_id)
     return {"root": root, "result": result, "broken": pick, "events": events, "logs": logs}
 
 

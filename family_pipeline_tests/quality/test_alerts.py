@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from family_pipeline.alerts import AlertStore
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.alerts import AlertingResource, dq_owner_alerts
-from family_pipeline_tests.conftest import copy_country, run_job
+from family_pipeline_tests.conftest import copy_country, run_job, run_on_instance
 
 
 class Inbox:
@@ -45,15 +45,8 @@ def checked(small_country, tmp_path_factory):
     """The small country ingested and checked by the registries job on its own instance."""
     root = copy_country(small_country, tmp_path_factory.mktemp("checked"))
     home = tmp_path_factory.mktemp("dagster_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DAGSTER_PG_HOST", raising=False)
-        mp.setenv("DAGSTER_HOME", str(home))
-        from family_pipeline.instance import prepare_dagster_home
-
-        prepare_dagster_home(home)
-        result = run_job(root, "ingest_registries")
-        instance = dg.DagsterInstance.get()
-        failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    result, instance = run_on_instance(root, home, "ingest_registries")
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     return {"root": root, "instance": instance, "run_id": result.run_id, "failed": failed, "home": home}
 
 

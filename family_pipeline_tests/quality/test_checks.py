@@ -5,14 +5,13 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.evaluation import evaluate
 from family_pipeline.quality import registry_checks
 from family_pipeline.quality.cross import Reference, after_death, duplicates, population_register
 from family_pipeline.synth import generate_country
-from family_pipeline_tests.conftest import copy_country, run_job
+from family_pipeline_tests.conftest import copy_country, run_on_instance
 from family_pipeline_tests.ingestion.test_formats import IINS, registry
 
 SPEC = registry({"format": "csv"}, living_only=True)
@@ -99,13 +98,7 @@ def test_cross_registry_checks():
 
 # ------------------------------------------------------------------ on generated countries
 def _run(root, home, job="family_map", selection=None):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DAGSTER_PG_HOST", raising=False)
-        mp.setenv("DAGSTER_HOME", str(home))
-        from family_pipeline.instance import prepare_dagster_home
-
-        prepare_dagster_home(home)
-        return run_job(root, job, selection)
+    return run_on_instance(root, home, job, selection)[0]
 
 
 def test_a_clean_country_fails_no_error_check(tmp_path):

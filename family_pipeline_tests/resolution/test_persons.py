@@ -27,7 +27,7 @@ from family_pipeline.evaluation.resolution import linkage_accuracy
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline.lib.lake import Lake
 from family_pipeline.resolution import FellegiSunter, link
-from family_pipeline_tests.conftest import copy_country, run_job
+from family_pipeline_tests.conftest import copy_country, run_on_instance
 
 RESOLUTION = [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES]
 
@@ -35,15 +35,8 @@ RESOLUTION = [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES]
 @pytest.fixture(scope="module")
 def resolved(small_country, tmp_path_factory):
     root = copy_country(small_country, tmp_path_factory.mktemp("resolved"))
-    home = tmp_path_factory.mktemp("dagster_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DAGSTER_PG_HOST", raising=False)
-        mp.setenv("DAGSTER_HOME", str(home))
-        from family_pipeline.instance import prepare_dagster_home
-
-        prepare_dagster_home(home)
-        keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION + [ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
-        result = run_job(root, "family_map", keys)
+    keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION + [ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
+    result, _ = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "family_map", keys)
     assert result.success
     return {"root": root, "lake": Lake(root), "result": result}
 
