@@ -4,6 +4,7 @@ is clean or quarantined (with the first reason in a fixed precedence). Columnar 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -136,6 +137,17 @@ def normalize_column(col: ColumnSpec, raw: pa.Array, spec: RegistrySpec, catalog
     raise ValueError(f"unknown column type {col.type}")  # pragma: no cover - the model forbids it
 
 
+def _salvage_record_id(spec: RegistrySpec, text: str) -> str | None:
+    """The record id of a line that could not be parsed, where it can still be read: the first
+    field of a CSV line (record ids lead every export), the id's key in a cut JSON line."""
+    if spec.source.format == "csv":
+        first = text.split(spec.source.delimiter, 1)[0].strip().strip('"')
+        return first or None
+    source = re.escape(spec.column(spec.record_id).source)
+    found = re.search(rf'"{source}"\s*:\s*"([^"]*)"', text)
+    return found.group(1) if found and found.group(1) else None
+
+
 def normalize(spec: RegistrySpec, raw: pa.Table, malformed: list[tuple[int, str]], catalog: Catalog) -> tuple[pa.Table, pa.Table]:
     """(clean, quarantine) tables for one registry's raw export."""
     n = raw.num_rows
@@ -189,9 +201,8 @@ def normalize(spec: RegistrySpec, raw: pa.Table, malformed: list[tuple[int, str]
         "raw": [json.dumps(r, ensure_ascii=False) for r in raw_rows],
     }
     for number, text in malformed:
-        first = text.split(spec.source.delimiter, 1)[0].strip().strip('"') if spec.source.format == "csv" else None
         q_rows["_row"].append(number)
-        q_rows["record_id"].append(first or None)
+        q_rows["record_id"].append(_salvage_record_id(spec, text))
         q_rows["reason"].append("malformed_row")
         q_rows["column"].append(None)
         q_rows["raw"].append(text)

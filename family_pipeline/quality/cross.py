@@ -18,6 +18,8 @@ from family_pipeline.resolution.normalize import name_codes, name_key, patronymi
 __all__ = ["POPULATION_REGISTER", "Reference", "after_death", "duplicates", "livestock", "population_register"]
 
 POPULATION_REGISTER = "gbd_fl"
+#: the national ear-tag format: country code and twelve digits
+TAG_PATTERN = r"KZ\d{12}"
 #: share of checked references above which a register mismatch is an ERROR
 ERROR_SHARE = 0.20
 _PARTS = ("last_name", "first_name", "patronymic")
@@ -189,7 +191,8 @@ def livestock(spec: RegistrySpec, linked: pd.DataFrame, anomalies: pd.DataFrame)
         # a tag written otherwise than the animal's (a typo resolution corrected), or not in the
         # standard form ("KZ" and twelve digits)
         misspelt = mine.tag_norm.notna() & ~mine.animal_key.str.contains("#", regex=False) & (mine.tag_norm != mine.animal_key)
-        malformed = mine.tag.notna() & (mine.tag != mine.tag_norm)
+        malformed = mine.tag.notna() & ((mine.tag != mine.tag_norm)
+                                        | ~mine.tag_norm.fillna("").str.fullmatch(TAG_PATTERN))
         for reason, mask in (("tag_differs", misspelt), ("tag_format", malformed)):
             if mask.any():
                 out.flagged[reason] = sorted(set(mine.loc[mask, "record_id"].astype(str)))

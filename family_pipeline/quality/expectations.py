@@ -49,9 +49,8 @@ def _named_without_iin(spec: RegistrySpec, frame: pd.DataFrame) -> dict[str, pd.
         if "iin" not in roles:
             continue
         names = [roles[p] for p in ("last_name", "first_name", "full_name") if p in roles]
-        if not names:
-            continue
-        named = frame[names].notna().any(axis=1)
+        # a reference made by name needs its IIN; one made by IIN alone has nothing else
+        named = frame[names].notna().any(axis=1) if names else pd.Series(True, index=frame.index)
         out[f"_{group}_iin_present"] = ~(named & frame[roles["iin"]].isna())
     return out
 

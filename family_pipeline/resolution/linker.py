@@ -23,7 +23,7 @@ from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
-from family_pipeline.resolution.model import FellegiSunter
+from family_pipeline.resolution.model import FellegiSunter, pattern_codes
 from family_pipeline.resolution.normalize import (
     name_key,
     patronymic_stem,
@@ -114,9 +114,13 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     (pt_c, fp_c), pt_v = _shared_vocabulary(pt, full_pt)
     pt_c = np.where(pt_c >= 0, pt_c, fp_c)
 
-    ids = col("national_id").astype("string").str.replace(r"[\s\-]", "", regex=True).str.upper()
-    ids = ids.where(ids.str.len() > 0)
-    id_c, id_v = pd.factorize(ids, use_na_sentinel=True)
+    # identifiers: spaces and dashes dropped, upper case — on the distinct values only
+    raw_c, raw_v = pd.factorize(col("national_id"), use_na_sentinel=True)
+    cleaned = pd.Series(np.asarray(raw_v, dtype=object), dtype="string").str.replace(r"[\s\-]", "", regex=True).str.upper()
+    cleaned = cleaned.where(cleaned.str.len() > 0)
+    map_c, id_v = pd.factorize(cleaned, use_na_sentinel=True)
+    raw_c, map_c = np.asarray(raw_c, np.int64), np.asarray(map_c, np.int64)
+    id_c = np.where(raw_c >= 0, map_c[np.maximum(raw_c, 0)] if len(map_c) else -1, -1)
     bd = pd.to_datetime(col("birth_date"), errors="coerce").to_numpy().astype("datetime64[D]")
     days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
     sex = col("sex").map(_SEX).fillna(-1).astype(np.int64).to_numpy()
@@ -235,11 +239,13 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
         model.estimate_u(random_levels, _exact_u(agreeing))
         model.initial_m()
         model.estimate_m_from_anchors(levels, _anchors(levels))
-        model.estimate_prior(levels)
+        # EM runs over the distinct comparison patterns; they are computed once for every pass
+        em_levels = {**levels, "_patterns": pattern_codes(levels, tuple(model.levels))}
+        model.estimate_prior(em_levels)
         # exact agreement of different persons: the agreeing pairs less those of the same person
         matches = model.prior * len(i)
         model.estimate_u(random_levels, _exact_u(agreeing, matches, {f: model.m[f][-1] for f in agreeing}))
-        model.estimate_prior(levels)
+        model.estimate_prior(em_levels)
         # the prior over every pair of signatures, not over the blocked candidates: u comes from
         # random pairs, so the prior must describe random pairs too
         all_pairs = n_sig * (n_sig - 1) / 2

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FellegiSunter"]
+__all__ = ["FellegiSunter", "pattern_codes"]
 
 _FLOOR = 1e-6
 
 
-def _pattern_codes(levels: dict[str, np.ndarray], fields: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pattern_codes(levels: dict[str, np.ndarray], fields: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct patterns as a fields x k matrix of levels, inverse index, counts)."""
     code = np.zeros(len(levels[fields[0]]), np.int64)
     for f in fields:
@@ -87,7 +87,8 @@ class FellegiSunter:
                    update_m: bool = True) -> None:
         """EM over the candidate pairs with u fixed."""
         fields = tuple(self.levels)
-        pats, _, counts = _pattern_codes(levels, fields)
+        cached = levels.get("_patterns")
+        pats, _, counts = cached if cached is not None else pattern_codes(levels, fields)
         counts = counts.astype(float)
         prior = self.prior
         for it in range(max_iterations):

@@ -218,7 +218,11 @@ class DefectInjector:
         export.defects.append(("iin_relative", rows, col, ""))
 
         rows = pick("iin_bad_check")
-        values[rows] = [_bad_check(v, int(self.rng.integers(0, 11))) for v in values[rows]]
+        # digits 1-10 only: the 11th has weight 11 = 0 (mod 11), so changing it may keep the check
+        new = [_bad_check(v, int(self.rng.integers(0, 10))) for v in values[rows]]
+        keep = np.array([n is not None for n in new], dtype=bool)
+        rows = rows[keep] if len(rows) else rows
+        values[rows] = [n for n in new if n is not None]
         export.defects.append(("iin_bad_check", rows, col, ""))
 
         rows = pick("iin_wrong_valid")
@@ -328,8 +332,8 @@ def _fold(s: str) -> str:
     return s.translate(FOLD_TABLE)
 
 
-def _bad_check(iin: str, pos: int) -> str:
-    """Change one digit so the check digit no longer matches."""
+def _bad_check(iin: str, pos: int) -> str | None:
+    """Change one digit so the check digit no longer matches (None if no change of that digit does)."""
     d = [int(c) for c in iin]
     for step in range(1, 10):
         d2 = d.copy()
@@ -337,7 +341,7 @@ def _bad_check(iin: str, pos: int) -> str:
         cd = check_digits_array(np.array([d2[:11]]))[0]
         if cd != d2[11]:
             return "".join(map(str, d2))
-    return iin
+    return None
 
 
 def _wrong_but_valid(iin: str, step: int) -> str | None:
