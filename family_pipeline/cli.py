@@ -5,6 +5,7 @@
     family-pipeline evaluate
     family-pipeline bench-linkage   # person linkage alone on an ingested data directory
     family-pipeline demo            # all three on the default country
+    family-pipeline bench --persons 1000000   # every stage timed: wall time, peak memory, rows
 """
 
 from __future__ import annotations
@@ -102,6 +103,16 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from family_pipeline.benchmark import run_benchmark
+
+    report = run_benchmark(Path(args.data or default_data_dir()), persons=args.persons, seed=args.seed,
+                           synth=not args.no_synth, evaluate=args.evaluate)
+    summary = {k: report[k] for k in ("persons", "synth", "pipeline_seconds", "success", "report") if k in report}
+    print(json.dumps(summary, indent=2))
+    return 0 if report["success"] else 1
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from family_pipeline.evaluation import evaluate
 
@@ -165,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench-linkage", help="time person linkage alone on an ingested data directory")
     b.add_argument("--data")
     b.set_defaults(fn=cmd_bench_linkage)
+
+    bb = sub.add_parser("bench", help="generate a country and run every stage timed (JSON report)")
+    bb.add_argument("--persons", type=int, default=1_000_000)
+    bb.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    bb.add_argument("--data", help="data directory (default $FAMILY_PIPELINE_DATA or ./data)")
+    bb.add_argument("--no-synth", action="store_true", help="reuse the country already in --data")
+    bb.add_argument("--evaluate", action="store_true", help="add the evaluation report (reads the truth)")
+    bb.set_defaults(fn=cmd_bench)
 
     e = sub.add_parser("evaluate", help="print the accuracy of every stage against the truth as JSON")
     e.add_argument("--data")
