@@ -74,7 +74,7 @@ def _row_count(metadata: dict, name: str) -> int | None:
 
 
 def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42, *, synth: bool = True,
-                  evaluate: bool = False) -> dict:
+                  evaluate: bool = False, defect_scale: float = 1.0, stages: tuple[str, ...] = STAGES) -> dict:
     import dagster as dg
 
     from family_pipeline.definitions import defs as load_defs
@@ -82,13 +82,13 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
     from family_pipeline.synth import generate_country
 
     data = Path(data_dir).resolve()
-    report: dict = {"persons": persons, "seed": seed, "data": str(data),
+    report: dict = {"persons": persons, "seed": seed, "defect_scale": defect_scale, "data": str(data),
                     "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                     "peak_memory_reset": _reset_peak()}
     if synth:
         t0 = time.perf_counter()
-        summary = generate_country(data, persons=persons, seed=seed, progress=False)
+        summary = generate_country(data, persons=persons, seed=seed, defect_scale=defect_scale, progress=False)
         report["synth"] = {"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": _peak_mb(),
                            "families": summary.families, "registries": summary.registries,
                            "rows_written": summary.rows}
@@ -97,7 +97,7 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
     prepare_dagster_home()
     instance = dg.DagsterInstance.get()
     base = load_defs()
-    stages = _stages(base)
+    stages = [s for s in _stages(base) if s.name in stages]
     jobs = [dg.define_asset_job(f"bench_{s.name}", selection=s.selection) for s in stages]
     defs = dg.Definitions.merge(base, dg.Definitions(jobs=jobs))
     graph = defs.resolve_asset_graph()

@@ -104,10 +104,11 @@ def cmd_bench_linkage(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from family_pipeline.benchmark import run_benchmark
+    from family_pipeline.benchmark import STAGES, run_benchmark
 
     report = run_benchmark(Path(args.data or default_data_dir()), persons=args.persons, seed=args.seed,
-                           synth=not args.no_synth, evaluate=args.evaluate)
+                           synth=not args.no_synth, evaluate=args.evaluate, defect_scale=args.defect_scale,
+                           stages=tuple(args.stages or STAGES))
     summary = {k: report[k] for k in ("persons", "synth", "pipeline_seconds", "success", "report") if k in report}
     print(json.dumps(summary, indent=2))
     return 0 if report["success"] else 1
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     bb.add_argument("--data", help="data directory (default $FAMILY_PIPELINE_DATA or ./data)")
     bb.add_argument("--no-synth", action="store_true", help="reuse the country already in --data")
     bb.add_argument("--evaluate", action="store_true", help="add the evaluation report (reads the truth)")
+    bb.add_argument("--defect-scale", type=float, default=1.0, help="multiply every defect rate of the country")
+    bb.add_argument("--stages", nargs="*", help="only these stages, in data-flow order (default: all)")
     bb.set_defaults(fn=cmd_bench)
 
     e = sub.add_parser("evaluate", help="print the accuracy of every stage against the truth as JSON")

@@ -6,6 +6,7 @@ counts only; a file that cannot be read fails this asset alone, naming the file 
 """
 
 
+import time
 
 import dagster as dg
 
@@ -74,12 +75,14 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
         context.log.info(f"{spec.code}: {result.rows_read} rows read, {result.rows_clean} clean, "
                          f"{result.rows_quarantined} quarantined")
         store = lake.lake()
+        checks_started = time.perf_counter()
         outcomes = registry_checks(
             spec, store.read("registries", spec.code).to_pandas(), store.read("quarantine", spec.code).to_pandas(),
             result.rows_read, _previous_rows_read(context, registry_key(spec.code)), result.extracted_at,
             reference_date(read_snapshot(store.landing / "snapshot.json")))
         write_flags(store, spec.code, "registry", outcomes)
         report = str(write_report(store, spec, context.run_id, "registry", outcomes))
+        check_seconds = round(time.perf_counter() - checks_started, 3)
         failed = [o.check for o in outcomes if not o.passed]
         if failed:
             context.log.warning(f"{spec.code}: checks failed: {', '.join(failed)} (report {report})")
@@ -96,6 +99,7 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
             "clean_table": dg.MetadataValue.path(result.clean_path),
             "quarantine_table": dg.MetadataValue.path(result.quarantine_path),
             "seconds": result.seconds,
+            "check_seconds": check_seconds,
             "quality_report": dg.MetadataValue.path(report),
         }, check_results=[to_check_result(o, registry_key(spec.code), report) for o in outcomes])
 
