@@ -1,0 +1,344 @@
+"""Family formation: every living resident placed in exactly one family, by documented rules.
+
+Who is placed: a *resident* is a living golden person (``resolution/persons.alive``) known to the
+population register (ГБД ФЛ) or the address register. Golden records made only of references in
+other registries (fragments the linkage could not join to anybody) are not residents and are not
+placed; their count is reported.
+
+The rules, applied in this order (the rule that placed each member is kept in ``rule``):
+
+1. ``marriage`` — spouses: a marriage record (ЗАГС) with both spouses alive and no divorce of
+   that couple after the marriage date (neither on the marriage record nor in the divorce
+   register). When a person has several such marriages, the **latest marriage wins** (the later
+   civil-status event beats the older one); the older marriage is treated as ended.
+2. ``cohabitation_shared_child`` — parents of a common child on a birth record, both alive,
+   neither married to someone else, never divorced from each other and registered at the same
+   address: a couple without a marriage record.
+3. ``cohabitation_address`` — two adults of opposite sex registered at the same address, neither
+   married nor a dependent child, with a plausible age difference (the man between
+   ``cohabitation_min_gap`` and ``cohabitation_max_gap`` years older) who either share a surname
+   (in its male/female forms) or are the only two residents of that address. A third adult
+   there makes the address ambiguous and nobody is paired on it (lodgers share dwellings with
+   other families but are families of their own).
+4. children — a person with a birth record (or a guardianship record) and a living parent is a
+   dependent child when not married and either ``child_under_18``; ``child_student_18_23``:
+   aged 18–23 and enrolled in full-time higher or vocational education; or
+   ``child_disabled_dependent``: disabled (any age) and registered at a parent's address.
+   A non-student of 19 forms a family of their own. The child goes to the family of the parents'
+   couple; when the parents are not a couple, to the living parent registered at the child's
+   address, else the mother (civil-status links beat co-residence; the address breaks ties).
+   ``guardianship`` — a ward of a living guardian (guardianship register, the latest
+   establishment wins) goes to the guardian's family instead of the parents'.
+   A dependent child who is a parent places their own child in the same family.
+5. ``single_parent`` — an adult with dependent children and no partner heads a family with them;
+   ``one_person`` — everybody left is a one-person family.
+
+One person is in exactly one family: unions are chosen one per person, a child is placed once,
+and every resident not placed by rules 1–4 gets a family of their own.
+
+The head is the husband (the man of a cohabiting couple), else the single parent or the single
+person. ``family_id`` is a deterministic 63-bit mix of the head's person id. Everything is
+vectorised over numpy/pandas columns; the inputs are at most a few rows per person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from family_pipeline.families.sources import FormationInputs
+
+__all__ = [
+    "FamilyTables",
+    "FormationRules",
+    "RULES",
+    "address_keys",
+    "age_years",
+    "family_ids",
+    "form_families",
+    "surname_stem",
+]
+
+RULES = ("marriage", "cohabitation_shared_child", "cohabitation_address", "child_under_18", "child_student_18_23",
+         "child_disabled_dependent", "guardianship", "single_parent", "one_person")
+NONE = np.int64(-1)
+
+
+@dataclass(frozen=True)
+class FormationRules:
+    """Thresholds of the rules (loaded from ``seeds/family_features.yaml`` → ``formation``)."""
+
+    adult_age: int = 18
+    student_max_age: int = 23
+    cohabitation_min_gap: int = -5
+    cohabitation_max_gap: int = 13
+    max_dependency_passes: int = 4
+
+
+@dataclass(frozen=True)
+class FamilyTables:
+    members: pd.DataFrame   # person_id, family_id, role, rule
+    families: pd.DataFrame  # family_id, head_person_id, members, family_type, region, address
+    stats: dict
+
+
+# ------------------------------------------------------------------ small vectorised helpers
+def age_years(birth: pd.Series | np.ndarray, on: dt.date) -> np.ndarray:
+    """Whole years of age on a day (calendar-exact); -1 where the birth date is unknown."""
+    b = pd.to_datetime(pd.Series(birth), errors="coerce")
+    years = on.year - b.dt.year
+    before = (b.dt.month > on.month) | ((b.dt.month == on.month) & (b.dt.day > on.day))
+    age = (years - before.astype("int64")).to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isnan(age), -1, age).astype(np.int64)
+
+
+def _normal_text(s: pd.Series) -> pd.Series:
+    return s.astype("object").fillna("").astype(str).str.casefold().str.replace(r"[\s.,]+", " ", regex=True).str.strip()
+
+
+def address_keys(region: pd.Series, address: pd.Series) -> pd.Series:
+    """Comparable address: region + normalised text ('' when the address is unknown)."""
+    text = _normal_text(address)
+    return pd.Series(np.where(text.to_numpy() == "", "", (region.astype("object").fillna("").astype(str) + "|" + text).to_numpy()),
+                     index=address.index, dtype="object")
+
+
+def surname_stem(last_name: pd.Series) -> pd.Series:
+    """A surname folded to the form shared by both sexes (Иванова/Иванов → иванов)."""
+    s = _normal_text(last_name)
+    return s.str.replace(r"(ов|ев|ёв|ин|ын)а$", r"\1", regex=True)
+
+
+def family_ids(head_person_id: np.ndarray) -> np.ndarray:
+    """A deterministic, non-negative 63-bit id per head (splitmix64 finaliser)."""
+    with np.errstate(over="ignore"):
+        z = head_person_id.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z & np.uint64(0x7FFFFFFFFFFFFFFF)).astype(np.int64)
+
+
+def _one_per_person(pairs: pd.DataFrame, order: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """Keep pairs (a, b) so that each person is in at most one: the first by ``order`` wins for
+    both of its members (repeated until no pair is left that both members still prefer)."""
+    pairs = pairs.sort_values(order + ["a", "b"], ascending=ascending + [True, True], kind="mergesort")
+    kept = []
+    taken = np.zeros(0, dtype=np.int64)
+    remaining = pairs
+    while len(remaining):
+        remaining = remaining[~remaining.a.isin(taken) & ~remaining.b.isin(taken)]
+        # a pair is kept when it is the first choice of both of its members among what is left
+        both = remaining[~remaining.a.duplicated() & ~remaining.b.duplicated()]
+        if both.empty:
+            break
+        kept.append(both)
+        taken = np.concatenate([taken, both.a.to_numpy(), both.b.to_numpy()])
+    if not kept:
+        return pairs.iloc[0:0]
+    return pd.concat(kept, ignore_index=True)
+
+
+# ------------------------------------------------------------------ formation
+def form_families(inputs: FormationInputs, rules: FormationRules | None = None) -> FamilyTables:
+    rules = rules or FormationRules()
+    on = inputs.as_of
+    golden = inputs.persons
+    res = golden[golden.alive.astype(bool) & golden.resident.astype(bool)].sort_values("person_id", kind="mergesort")
+    res = res.reset_index(drop=True)
+    pid = res.person_id.to_numpy(np.int64)
+    n = len(pid)
+    idx = pd.Series(np.arange(n, dtype=np.int64), index=pid)
+
+    def ix(ids: pd.Series | np.ndarray) -> np.ndarray:
+        """Row index of person ids among the residents, -1 when not a living resident."""
+        return idx.reindex(np.asarray(ids, dtype=np.int64)).fillna(-1).to_numpy(np.int64)
+
+    age = age_years(res.birth_date, on)
+    male = res.sex.astype("object").eq("M").to_numpy()
+    female = res.sex.astype("object").eq("F").to_numpy()
+
+    # address: the latest registration in the address register, else the golden record's
+    adr = inputs.addresses.sort_values(["person_id", "registered_since", "record_id"], ascending=[True, False, False],
+                                       kind="mergesort", na_position="last").drop_duplicates("person_id")
+    adr = adr.set_index("person_id").reindex(pid)
+    region = adr.region.astype("object").where(adr.region.notna(), res.region.to_numpy()).to_numpy()
+    address = adr.address.astype("object").where(adr.address.notna(), res.address.to_numpy()).to_numpy()
+    key = address_keys(pd.Series(region), pd.Series(address)).to_numpy()
+    addr_code = pd.factorize(pd.Series(key), sort=True)[0].astype(np.int64)
+    addr_code[key == ""] = -1
+
+    student = np.zeros(n, bool)
+    st = ix(inputs.students.person_id[inputs.students.full_time.astype(bool)])
+    student[st[st >= 0]] = True
+    disabled = np.zeros(n, bool)
+    ds = ix(inputs.disabled.person_id[pd.to_numeric(inputs.disabled.disability_group, errors="coerce").fillna(0) > 0])
+    disabled[ds[ds >= 0]] = True
+
+    # ---------------------------------------------------------------- 1. marriages
+    mar = inputs.marriages
+    div = inputs.divorces
+    last_div = (pd.concat([div[["husband_id", "wife_id", "divorce_date"]],
+                           mar.loc[mar.divorce_date.notna(), ["husband_id", "wife_id", "divorce_date"]]])
+                .groupby(["husband_id", "wife_id"], sort=False).divorce_date.max().rename("last_divorce").reset_index())
+    m = mar[(mar.husband_id >= 0) & (mar.wife_id >= 0) & (mar.husband_id != mar.wife_id)]
+    m = m.merge(last_div, on=["husband_id", "wife_id"], how="left")
+    ended = m.divorce_date.notna() | (m.last_divorce.notna() & (m.marriage_date.isna() | (m.last_divorce >= m.marriage_date)))
+    m = m[~ended.to_numpy()]
+    m = pd.DataFrame({"a": ix(m.husband_id), "b": ix(m.wife_id), "date": m.marriage_date.to_numpy()})
+    m = m[(m.a >= 0) & (m.b >= 0)].drop_duplicates(["a", "b"])
+    married = _one_per_person(m.assign(date=m.date.fillna(pd.Timestamp.min)), ["date"], [False])
+
+    partner = np.full(n, NONE)
+    union_rule = np.full(n, "", dtype=object)
+    partner[married.a.to_numpy()] = married.b.to_numpy()
+    partner[married.b.to_numpy()] = married.a.to_numpy()
+    union_rule[married.a.to_numpy()] = "marriage"
+    union_rule[married.b.to_numpy()] = "marriage"
+    ever_divorced = pd.MultiIndex.from_arrays([ix(last_div.husband_id), ix(last_div.wife_id)])
+
+    # ---------------------------------------------------------------- 2. cohabitation with a common child
+    births = inputs.births
+    b = pd.DataFrame({"child": ix(births.child_id), "mother": ix(births.mother_id), "father": ix(births.father_id)})
+    b = b[b.child >= 0].drop_duplicates("child", keep="first")
+    cp = b[(b.mother >= 0) & (b.father >= 0)]
+    cp = cp.groupby(["father", "mother"], sort=True).size().rename("children").reset_index()
+    cp = cp.rename(columns={"father": "a", "mother": "b"})
+    free = (partner[cp.a.to_numpy()] < 0) & (partner[cp.b.to_numpy()] < 0)
+    not_divorced = ~pd.MultiIndex.from_arrays([cp.a.to_numpy(), cp.b.to_numpy()]).isin(ever_divorced)
+    same_addr = (addr_code[cp.a.to_numpy()] >= 0) & (addr_code[cp.a.to_numpy()] == addr_code[cp.b.to_numpy()])
+    cp = cp[free & not_divorced & same_addr]
+    cohab = _one_per_person(cp, ["children"], [False])
+    partner[cohab.a.to_numpy()] = cohab.b.to_numpy()
+    partner[cohab.b.to_numpy()] = cohab.a.to_numpy()
+    union_rule[cohab.a.to_numpy()] = "cohabitation_shared_child"
+    union_rule[cohab.b.to_numpy()] = "cohabitation_shared_child"
+
+    # ---------------------------------------------------------------- 4a. who is a dependent child
+    grd = inputs.guardianship
+    g = pd.DataFrame({"child": ix(grd.child_id), "guardian": ix(grd.guardian_id), "date": grd.established_date.to_numpy()})
+    g = g[(g.child >= 0) & (g.guardian >= 0) & (g.child != g.guardian)]
+    g = g.sort_values(["child", "date", "guardian"], ascending=[True, False, True], kind="mergesort",
+                      na_position="last").drop_duplicates("child")
+    mother = np.full(n, NONE)
+    father = np.full(n, NONE)
+    mother[b.child.to_numpy()] = b.mother.to_numpy()
+    father[b.child.to_numpy()] = b.father.to_numpy()
+    guardian = np.full(n, NONE)
+    guardian[g.child.to_numpy()] = g.guardian.to_numpy()
+    has_parent = (mother >= 0) | (father >= 0) | (guardian >= 0)
+    at_parent_address = np.zeros(n, bool)
+    for par in (mother, father, guardian):
+        ok = par >= 0
+        at_parent_address[ok] |= (addr_code[ok] >= 0) & (addr_code[ok] == addr_code[par[ok]])
+    minor = (age >= 0) & (age < rules.adult_age)
+    young_student = (age >= rules.adult_age) & (age <= rules.student_max_age) & student
+    disabled_dep = disabled & at_parent_address & ~minor & ~young_student
+    dependent = has_parent & (partner < 0) & (minor | young_student | disabled_dep)
+    child_rule = np.where(minor, "child_under_18", np.where(young_student, "child_student_18_23", "child_disabled_dependent"))
+    child_rule = np.where(guardian >= 0, "guardianship", child_rule)
+
+    # ---------------------------------------------------------------- 3. cohabitation at one address (no child)
+    free_adult = (partner < 0) & ~dependent & (age >= rules.adult_age) & (addr_code >= 0)
+    everyone = pd.Series(addr_code[addr_code >= 0]).value_counts()
+    at = pd.DataFrame({"p": np.flatnonzero(free_adult)})
+    at["addr"] = addr_code[at.p.to_numpy()]
+    free_count = at.groupby("addr").p.transform("size")
+    at = at[free_count.to_numpy() == 2]
+    if len(at):
+        at = at.sort_values(["addr", "p"], kind="mergesort")
+        first, second = at.p.to_numpy()[0::2], at.p.to_numpy()[1::2]
+        man = np.where(male[first], first, second)
+        woman = np.where(male[first], second, first)
+        opposite = (male[first] != male[second]) & (male[first] | female[first]) & (male[second] | female[second])
+        gap = age[man] - age[woman]
+        plausible = opposite & (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap)
+        stem = surname_stem(res.last_name).to_numpy()
+        same_name = (stem[man] == stem[woman]) & (stem[man] != "")
+        alone = everyone.reindex(addr_code[man]).to_numpy() == 2
+        pair = plausible & (same_name | alone)
+        man, woman = man[pair], woman[pair]
+        partner[man], partner[woman] = woman, man
+        union_rule[man] = "cohabitation_address"
+        union_rule[woman] = "cohabitation_address"
+
+    # ---------------------------------------------------------------- 4b. place every dependent child
+    # anchor: the person whose family one belongs to (self for a head or a single person)
+    in_union = partner >= 0
+    mate = np.maximum(partner, 0)
+    # the man heads a couple; a same-sex record (a data error) is headed by the lower row
+    follows_partner = in_union & ((~male & male[mate]) | ((male == male[mate]) & (partner < np.arange(n))))
+    anchor = np.arange(n, dtype=np.int64)
+    anchor[follows_partner] = partner[follows_partner]
+
+    kids = np.flatnonzero(dependent)
+    mo, fa, gu = mother[kids], father[kids], guardian[kids]
+    a_mo = np.where(mo >= 0, anchor[np.maximum(mo, 0)], NONE)
+    a_fa = np.where(fa >= 0, anchor[np.maximum(fa, 0)], NONE)
+    kid_addr = addr_code[kids]
+    mo_here = (mo >= 0) & (kid_addr >= 0) & (addr_code[np.maximum(mo, 0)] == kid_addr)
+    fa_here = (fa >= 0) & (kid_addr >= 0) & (addr_code[np.maximum(fa, 0)] == kid_addr)
+    to = np.select(
+        [gu >= 0, (a_mo >= 0) & (a_mo == a_fa), a_fa < 0, a_mo < 0, fa_here & ~mo_here],
+        [anchor[np.maximum(gu, 0)], a_mo, a_mo, a_fa, a_fa],
+        default=a_mo,
+    )
+    placed = np.arange(n, dtype=np.int64)
+    placed[in_union] = anchor[in_union]
+    placed[kids] = to
+    # a dependent child's own child, or a ward of a dependent child, follows them: resolve chains
+    for _ in range(rules.max_dependency_passes):
+        nxt = placed[placed]
+        if np.array_equal(nxt, placed):
+            break
+        placed = nxt
+    cyclic = placed[placed] != placed
+    placed[cyclic] = np.arange(n)[cyclic]
+
+    # ---------------------------------------------------------------- roles, rules, families
+    size = np.bincount(placed, minlength=n)
+    is_head = placed == np.arange(n)
+    has_child = np.zeros(n, bool)
+    child_member = dependent & ~cyclic & (placed != np.arange(n))
+    has_child[placed[child_member]] = True
+    role = np.where(is_head, np.where(size == 1, "single", "head"), np.where(in_union & (placed == anchor), "spouse", "child"))
+    rule = np.where(in_union & (placed == anchor), union_rule, "")
+    rule = np.where(child_member, child_rule, rule)
+    lone_head = is_head & ~in_union
+    rule = np.where(lone_head & has_child, "single_parent", rule)
+    rule = np.where(lone_head & ~has_child & (size == 1), "one_person", rule)
+    rule = np.where(rule == "", "one_person", rule)  # left alone by a broken chain
+
+    head_pid = pid[placed]
+    fid = family_ids(head_pid)
+    members = pd.DataFrame({"person_id": pid, "family_id": fid, "role": role.astype(object), "rule": rule.astype(object)})
+    members = members.sort_values(["family_id", "person_id"], kind="mergesort").reset_index(drop=True)
+
+    heads = np.flatnonzero(is_head)
+    couple = in_union[heads] & (partner[heads] >= 0) & (placed[np.maximum(partner[heads], 0)] == heads)
+    kids_in = has_child[heads]
+    ftype = np.select([size[heads] == 1, couple & kids_in, couple, kids_in], ["single", "couple_kids", "couple", "single_parent"],
+                      default="single")
+    families = pd.DataFrame({
+        "family_id": fid[heads],
+        "head_person_id": pid[heads],
+        "members": size[heads].astype(np.int64),
+        "family_type": ftype.astype(object),
+        "region": region[heads],
+        "address_key": key[heads],
+    }).sort_values("family_id", kind="mergesort").reset_index(drop=True)
+
+    stats = {
+        "residents": int(n),
+        "golden_alive_not_resident": int((golden.alive.astype(bool) & ~golden.resident.astype(bool)).sum()),
+        "families": int(len(families)),
+        "unions": {"marriage": int(len(married)), "cohabitation_shared_child": int(len(cohab)),
+                   "cohabitation_address": int((union_rule == "cohabitation_address").sum() // 2)},
+        "members_by_rule": {r: int((rule == r).sum()) for r in RULES},
+        "minors_alone": int((minor & (size == 1)).sum()),
+        "as_of": on.isoformat(),
+    }
+    return FamilyTables(members=members, families=families, stats=stats)

@@ -1,0 +1,154 @@
+"""Read what family formation and the features need from the lake: registry rows keyed by the
+resolved ``person_id`` (through ``resolution/person_xref``), and the reference date.
+
+Everything is columnar: one join of a registry's clean rows with its slice of the crosswalk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from family_pipeline.lib.lake import Lake
+
+__all__ = [
+    "FormationInputs",
+    "PAYMENT_REGISTRIES",
+    "formation_inputs",
+    "person_rows",
+    "reference_date",
+    "xref_slice",
+]
+
+#: registries whose ``period`` column names the month a payment is for (the reference month)
+PAYMENT_REGISTRIES = ("gcvp_pensions", "gcvp_disability_benefits", "gcvp_survivor_benefits", "asp_payments",
+                      "child_care_allowance", "disabled_child_allowance", "large_family_allowance")
+_NO_PERSON = np.int64(-1)
+
+
+def xref_slice(store: Lake, registry: str, group: str) -> pd.DataFrame:
+    """record_id → person_id of one registry's reference group."""
+    table = pq.read_table(store.table("resolution", "person_xref"), columns=["registry", "record_id", "group", "person_id"],
+                          filters=[("registry", "=", registry), ("group", "=", group)])
+    frame = table.select(["record_id", "person_id"]).to_pandas()
+    frame["person_id"] = frame.person_id.astype("Int64")  # stays exact through left joins
+    return frame.drop_duplicates("record_id")
+
+
+def person_rows(store: Lake, registry: str, columns: list[str], group: str = "subject",
+                person_column: str = "person_id") -> pd.DataFrame:
+    """Clean rows of a registry (``columns`` + record_id) with the resolved person of ``group``.
+
+    Rows whose reference was not resolved keep ``person_id`` = -1. A missing registry table
+    gives an empty frame with the requested columns.
+    """
+    path = store.table("registries", registry)
+    wanted = ["record_id", *[c for c in columns if c != "record_id"]]
+    if not path.exists():
+        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in wanted})
+        empty[person_column] = pd.Series(dtype="int64")
+        return empty
+    schema = pq.read_schema(path)
+    present = [c for c in wanted if c in schema.names]
+    rows = pq.read_table(path, columns=present).to_pandas()
+    for c in wanted:
+        if c not in rows.columns:
+            rows[c] = None
+    xref = xref_slice(store, registry, group).rename(columns={"person_id": person_column})
+    out = rows.merge(xref, on="record_id", how="left")
+    out[person_column] = out[person_column].fillna(_NO_PERSON).astype("int64")
+    return out
+
+
+def reference_date(store: Lake) -> dt.date:
+    """The month the data describes: the latest ``period`` paid in the payment registries (first
+    day of that month); the death and birth registers' latest date when no payments exist."""
+    latest: list[dt.date] = []
+    for code in PAYMENT_REGISTRIES:
+        path = store.table("registries", code)
+        if path.exists() and "period" in pq.read_schema(path).names:
+            col = pq.read_table(path, columns=["period"]).column("period")
+            if col.length() and col.null_count < col.length():
+                latest.append(pc.max(col.cast(pa.date32())).as_py())
+    if latest:
+        return max(latest)
+    for code, column in (("zags_births", "child_birth_date"), ("zags_deaths", "death_date")):
+        path = store.table("registries", code)
+        if path.exists():
+            col = pq.read_table(path, columns=[column]).column(column)
+            if col.length() and col.null_count < col.length():
+                latest.append(pc.max(col.cast(pa.date32())).as_py())
+    return max(latest) if latest else dt.date.today()
+
+
+@dataclass(frozen=True)
+class FormationInputs:
+    """Everything family formation reads, keyed by person_id (see ``formation.form_families``)."""
+
+    persons: pd.DataFrame        # person_id, sex, birth_date, alive, resident, last_name, region, address
+    marriages: pd.DataFrame      # husband_id, wife_id, marriage_date, divorce_date
+    divorces: pd.DataFrame       # husband_id, wife_id, divorce_date
+    births: pd.DataFrame         # child_id, mother_id, father_id
+    guardianship: pd.DataFrame   # child_id, guardian_id, established_date
+    students: pd.DataFrame       # person_id, full_time
+    disabled: pd.DataFrame       # person_id, disability_group
+    addresses: pd.DataFrame      # person_id, address, region, registered_since
+    as_of: dt.date
+
+
+def _dates(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, errors="coerce").astype("datetime64[s]")
+
+
+def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInputs:
+    golden = pq.read_table(store.table("resolution", "persons"),
+                           columns=["person_id", "sex", "birth_date", "alive", "last_name", "region", "address"]).to_pandas()
+    xref = pq.read_table(store.table("resolution", "person_xref"), columns=["registry", "person_id"],
+                         filters=[("registry", "in", ["gbd_fl", "address_register"])])
+    resident_ids = pc.unique(xref.column("person_id")).to_numpy()
+    golden["resident"] = np.isin(golden.person_id.to_numpy(), resident_ids)
+    golden["birth_date"] = _dates(golden.birth_date)
+
+    mar = person_rows(store, "zags_marriages", ["marriage_date", "divorce_date"], "husband", "husband_id")
+    mar = mar.merge(xref_slice(store, "zags_marriages", "wife").rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
+    div = person_rows(store, "zags_divorces", ["marriage_date", "divorce_date"], "husband", "husband_id")
+    div = div.merge(xref_slice(store, "zags_divorces", "wife").rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
+    bir = person_rows(store, "zags_births", [], "child", "child_id")
+    for group in ("mother", "father"):
+        bir = bir.merge(xref_slice(store, "zags_births", group).rename(columns={"person_id": f"{group}_id"}),
+                        on="record_id", how="left")
+    grd = person_rows(store, "guardianship_register", ["established_date"], "child", "child_id")
+    grd = grd.merge(xref_slice(store, "guardianship_register", "mother").rename(columns={"person_id": "guardian_id"}),
+                    on="record_id", how="left")
+    students = pd.concat([person_rows(store, code, ["study_form"]) for code in ("higher_education_platform", "tvet_colleges")],
+                         ignore_index=True)
+    students["full_time"] = students.study_form.astype("object").fillna("full_time").eq("full_time")
+    disabled = person_rows(store, "cbdi_disability", ["disability_group"])
+    addresses = person_rows(store, "address_register", ["address", "region", "registered_since"])
+
+    def ids(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+        for c in cols:
+            frame[c] = frame[c].fillna(_NO_PERSON).astype("int64")
+        return frame
+
+    return FormationInputs(
+        persons=golden,
+        marriages=ids(mar.assign(marriage_date=_dates(mar.marriage_date), divorce_date=_dates(mar.divorce_date)),
+                      ["husband_id", "wife_id"])[["record_id", "husband_id", "wife_id", "marriage_date", "divorce_date"]],
+        divorces=ids(div.assign(divorce_date=_dates(div.divorce_date)), ["husband_id", "wife_id"])[
+            ["record_id", "husband_id", "wife_id", "divorce_date"]],
+        births=ids(bir, ["mother_id", "father_id"])[["record_id", "child_id", "mother_id", "father_id"]],
+        guardianship=ids(grd.assign(established_date=_dates(grd.established_date)), ["guardian_id"])[
+            ["record_id", "child_id", "guardian_id", "established_date"]],
+        students=students[students.person_id >= 0][["person_id", "full_time"]],
+        disabled=disabled[disabled.person_id >= 0][["person_id", "disability_group"]],
+        addresses=addresses[addresses.person_id >= 0].assign(registered_since=lambda f: _dates(f.registered_since))[
+            ["record_id", "person_id", "address", "region", "registered_since"]],
+        as_of=as_of or reference_date(store),
+    )
