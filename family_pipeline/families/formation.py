@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 RULES = ("marriage", "cohabitation_shared_child", "cohabitation_address", "child_under_18", "child_student_18_23",
-         "child_disabled_dependent", "guardianship", "single_parent", "one_person")
+         "child_disabled_dependent", "guardianship", "child_address", "single_parent", "one_person")
 NONE = np.int64(-1)
 
 
@@ -75,6 +75,8 @@ class FormationRules:
     student_max_age: int = 23
     cohabitation_min_gap: int = -5
     cohabitation_max_gap: int = 13
+    cohabitation_usual_gap: int = 3
+    parent_usual_age: int = 25
     max_dependency_passes: int = 4
 
 
@@ -161,15 +163,18 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     male = res.sex.astype("object").eq("M").to_numpy()
     female = res.sex.astype("object").eq("F").to_numpy()
 
-    # address: the latest registration in the address register, else the golden record's
+    # address: the text of the latest registration in the address register (else the golden
+    # record's), in the golden record's region (survivorship over every registry corrects a
+    # registration exported with a wrong region)
     adr = inputs.addresses.sort_values(["person_id", "registered_since", "record_id"], ascending=[True, False, False],
                                        kind="mergesort", na_position="last").drop_duplicates("person_id")
     adr = adr.set_index("person_id").reindex(pid)
-    region = adr.region.astype("object").where(adr.region.notna(), res.region.to_numpy()).to_numpy()
+    region = res.region.astype("object").where(res.region.notna(), adr.region.to_numpy()).to_numpy()
     address = adr.address.astype("object").where(adr.address.notna(), res.address.to_numpy()).to_numpy()
     key = address_keys(pd.Series(region), pd.Series(address)).to_numpy()
     addr_code = pd.factorize(pd.Series(key), sort=True)[0].astype(np.int64)
     addr_code[key == ""] = -1
+    stem = surname_stem(res.last_name).to_numpy()
 
     student = np.zeros(n, bool)
     st = ix(inputs.students.person_id[inputs.students.full_time.astype(bool)])
@@ -209,7 +214,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     cp = cp.rename(columns={"father": "a", "mother": "b"})
     free = (partner[cp.a.to_numpy()] < 0) & (partner[cp.b.to_numpy()] < 0)
     not_divorced = ~pd.MultiIndex.from_arrays([cp.a.to_numpy(), cp.b.to_numpy()]).isin(ever_divorced)
-    same_addr = (addr_code[cp.a.to_numpy()] >= 0) & (addr_code[cp.a.to_numpy()] == addr_code[cp.b.to_numpy()])
+    ca, cb = addr_code[cp.a.to_numpy()], addr_code[cp.b.to_numpy()]
+    same_addr = (ca == cb) | (ca < 0) | (cb < 0)
     cp = cp[free & not_divorced & same_addr]
     cohab = _one_per_person(cp, ["children"], [False])
     partner[cohab.a.to_numpy()] = cohab.b.to_numpy()
@@ -242,25 +248,22 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     child_rule = np.where(guardian >= 0, "guardianship", child_rule)
 
     # ---------------------------------------------------------------- 3. cohabitation at one address (no child)
-    free_adult = (partner < 0) & ~dependent & (age >= rules.adult_age) & (addr_code >= 0)
-    everyone = pd.Series(addr_code[addr_code >= 0]).value_counts()
-    at = pd.DataFrame({"p": np.flatnonzero(free_adult)})
-    at["addr"] = addr_code[at.p.to_numpy()]
-    free_count = at.groupby("addr").p.transform("size")
-    at = at[free_count.to_numpy() == 2]
-    if len(at):
-        at = at.sort_values(["addr", "p"], kind="mergesort")
-        first, second = at.p.to_numpy()[0::2], at.p.to_numpy()[1::2]
-        man = np.where(male[first], first, second)
-        woman = np.where(male[first], second, first)
-        opposite = (male[first] != male[second]) & (male[first] | female[first]) & (male[second] | female[second])
-        gap = age[man] - age[woman]
-        plausible = opposite & (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap)
-        stem = surname_stem(res.last_name).to_numpy()
-        same_name = (stem[man] == stem[woman]) & (stem[man] != "")
-        alone = everyone.reindex(addr_code[man]).to_numpy() == 2
-        pair = plausible & (same_name | alone)
-        man, woman = man[pair], woman[pair]
+    free_adult = (partner < 0) & ~dependent & (age >= rules.adult_age) & (addr_code >= 0) & (male | female)
+    residents_at = np.bincount(addr_code[addr_code >= 0], minlength=max(int(addr_code.max()) + 1, 1))
+    men = pd.DataFrame({"a": np.flatnonzero(free_adult & male)})
+    men["addr"] = addr_code[men.a.to_numpy()]
+    women = pd.DataFrame({"b": np.flatnonzero(free_adult & female)})
+    women["addr"] = addr_code[women.b.to_numpy()]
+    cand = men.merge(women, on="addr")
+    if len(cand):
+        a, bb = cand.a.to_numpy(), cand.b.to_numpy()
+        gap = age[a] - age[bb]
+        same_name = (stem[a] == stem[bb]) & (stem[a] != "")
+        alone = residents_at[cand.addr.to_numpy()] == 2
+        keep = (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap) & (same_name | alone)
+        cand = cand[keep].assign(named=same_name[keep].astype(np.int64), gap=np.abs(gap[keep] - rules.cohabitation_usual_gap))
+        pairs = _one_per_person(cand[["a", "b", "named", "gap"]], ["named", "gap"], [False, True])
+        man, woman = pairs.a.to_numpy(), pairs.b.to_numpy()
         partner[man], partner[woman] = woman, man
         union_rule[man] = "cohabitation_address"
         union_rule[woman] = "cohabitation_address"
@@ -289,6 +292,24 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     placed = np.arange(n, dtype=np.int64)
     placed[in_union] = anchor[in_union]
     placed[kids] = to
+    # a minor with no birth or guardianship record joins an adult's family at the same address
+    # (the one sharing the child's surname first, then the nearest in age to a parent's 25)
+    lone_minor = minor & ~has_parent & (partner < 0) & (addr_code >= 0)
+    by_address = np.zeros(n, bool)
+    if lone_minor.any():
+        kids_alone = pd.DataFrame({"k": np.flatnonzero(lone_minor)})
+        kids_alone["addr"] = addr_code[kids_alone.k.to_numpy()]
+        adults = pd.DataFrame({"p": np.flatnonzero((age >= rules.adult_age) & (addr_code >= 0) & ~dependent)})
+        adults["addr"] = addr_code[adults.p.to_numpy()]
+        hosts = kids_alone.merge(adults, on="addr")
+        if len(hosts):
+            k, h = hosts.k.to_numpy(), hosts.p.to_numpy()
+            hosts["named"] = ((stem[k] == stem[h]) & (stem[k] != "")).astype(np.int64)
+            hosts["gap"] = np.abs(age[h] - age[k] - rules.parent_usual_age)
+            hosts = hosts.sort_values(["k", "named", "gap", "p"], ascending=[True, False, True, True], kind="mergesort")
+            hosts = hosts.drop_duplicates("k")
+            placed[hosts.k.to_numpy()] = anchor[hosts.p.to_numpy()]
+            by_address[hosts.k.to_numpy()] = True
     # a dependent child's own child, or a ward of a dependent child, follows them: resolve chains
     for _ in range(rules.max_dependency_passes):
         nxt = placed[placed]
@@ -302,11 +323,11 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     size = np.bincount(placed, minlength=n)
     is_head = placed == np.arange(n)
     has_child = np.zeros(n, bool)
-    child_member = dependent & ~cyclic & (placed != np.arange(n))
+    child_member = (dependent | by_address) & ~cyclic & (placed != np.arange(n))
     has_child[placed[child_member]] = True
     role = np.where(is_head, np.where(size == 1, "single", "head"), np.where(in_union & (placed == anchor), "spouse", "child"))
     rule = np.where(in_union & (placed == anchor), union_rule, "")
-    rule = np.where(child_member, child_rule, rule)
+    rule = np.where(child_member, np.where(by_address, "child_address", child_rule), rule)
     lone_head = is_head & ~in_union
     rule = np.where(lone_head & has_child, "single_parent", rule)
     rule = np.where(lone_head & ~has_child & (size == 1), "one_person", rule)

@@ -129,6 +129,11 @@ def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInpu
     students = pd.concat([person_rows(store, code, ["study_form"]) for code in ("higher_education_platform", "tvet_colleges")],
                          ignore_index=True)
     students["full_time"] = students.study_form.astype("object").fillna("full_time").eq("full_time")
+    # a stipend or a dormitory place is given to full-time students only
+    support = pd.concat([person_rows(store, code, []) for code in ("student_stipends", "student_dormitories")],
+                        ignore_index=True)
+    students = pd.concat([students[["person_id", "full_time"]], support[["person_id"]].assign(full_time=True)],
+                         ignore_index=True)
     disabled = person_rows(store, "cbdi_disability", ["disability_group"])
     addresses = person_rows(store, "address_register", ["address", "region", "registered_since"])
 
