@@ -9,6 +9,7 @@ from family_pipeline.evaluation.ingestion import ingestion_section
 from family_pipeline.evaluation.livestock import livestock_section
 from family_pipeline.evaluation.quality import quality_section
 from family_pipeline.evaluation.resolution import resolution_section
+from family_pipeline.evaluation.scoring import scoring_section
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["evaluate", "SECTIONS"]
@@ -19,6 +20,7 @@ SECTIONS = {
     "quality": quality_section,
     "resolution": resolution_section,
     "livestock": livestock_section,
+    "scoring": scoring_section,
 }
 
 

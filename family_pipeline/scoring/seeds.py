@@ -158,10 +158,10 @@ class AeMap(_Frozen):
     def _consistent(self) -> AeMap:
         missing = [d for d in DIMENSIONS if d not in self.dimensions]
         if missing:
-            raise ValueError(f"dimensions missing: {missing}")
+            raise ValueError(f"dimensions: missing {missing}")
         total = sum(d.weight for d in self.dimensions.values())
         if abs(total - 1) > 1e-6:
-            raise ValueError(f"dimension weights must add up to 1, got {total:g}")
+            raise ValueError(f"dimensions.*.weight: dimension weights must add up to 1, got {total:g}")
         if set(self.thresholds) != {"E", "D", "C", "B"}:
             raise ValueError("thresholds need E, D, C and B")
         values = [self.thresholds[c] for c in ("E", "D", "C", "B")]
@@ -230,18 +230,18 @@ class PilotModel(_Frozen):
     def _consistent(self) -> PilotModel:
         codes = [c.code for c in self.criteria]
         if len(codes) != 23:
-            raise ValueError(f"the pilot has 23 criteria, got {len(codes)}")
+            raise ValueError(f"criteria: the pilot has 23 criteria, got {len(codes)}")
         if len(set(codes)) != len(codes):
-            raise ValueError(f"duplicate criterion codes: {sorted(c for c in set(codes) if codes.count(c) > 1)}")
+            raise ValueError(f"criteria.*.code: duplicate criterion codes: {sorted(c for c in set(codes) if codes.count(c) > 1)}")
         for k, rule in enumerate(self.rules):
             unknown = sorted(rule.codes() - set(codes))
             if unknown:
                 raise ValueError(f"rules.{k} (category {rule.category}) names unknown criteria {unknown}")
         reachable = {r.category for r in self.rules} | {self.default_category}
         if reachable != set(range(1, 7)):
-            raise ValueError(f"categories 1..6 must all be reachable, got {sorted(reachable)}")
+            raise ValueError(f"rules: categories 1..6 must all be reachable, got {sorted(reachable)}")
         if set(self.category_meaning) != set(range(1, 7)):
-            raise ValueError("category_meaning needs categories 1..6")
+            raise ValueError("category_meaning: needs categories 1..6")
         return self
 
     def criterion(self, code: str) -> Criterion:
@@ -286,7 +286,9 @@ def _load(path: Path, model: type[BaseModel]):
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ScoringSeedError(f"{path}: field {_field(tuple(first['loc']))!r}: {first['msg']}{more}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        where = f"field {_field(tuple(first['loc']))!r}: " if first["loc"] else ""
+        raise ScoringSeedError(f"{path}: {where}{message}{more}") from exc
 
 
 def known_features(seeds_dir: Path) -> set[str] | None:
