@@ -10,6 +10,7 @@ from family_pipeline.evaluation.livestock import livestock_section
 from family_pipeline.evaluation.quality import quality_section
 from family_pipeline.evaluation.resolution import resolution_section
 from family_pipeline.evaluation.scoring import scoring_section
+from family_pipeline.evaluation.services import services_section
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["evaluate", "SECTIONS"]
@@ -21,6 +22,7 @@ SECTIONS = {
     "resolution": resolution_section,
     "livestock": livestock_section,
     "scoring": scoring_section,
+    "services": services_section,
 }
 
 

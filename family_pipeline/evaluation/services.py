@@ -1,0 +1,162 @@
+"""The services stage against the truth: the housing-queue audit (precision and recall of every
+failing rule against ``truth/housing_queue.parquet`` ``truth_reasons``), the juror exclusions
+(against the attributes in ``truth/persons.parquet``) and the benefit assignments (ASP against
+the families the generator made poor).
+
+Pipeline persons are mapped to true persons through the mentions: a golden person is the true
+person most of its linked mentions belong to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from family_pipeline.lib.lake import Lake
+from family_pipeline.services.rules import HOUSING_REASONS
+
+__all__ = ["housing_accuracy", "juror_accuracy", "services_section", "true_person_of"]
+
+
+def true_person_of(lake: Lake, registries: list[str] | None = None) -> pd.Series:
+    """pipeline person_id -> true person_id (the majority over its mentions)."""
+    filters = [("registry", "in", registries)] if registries else None
+    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=["registry", "record_id", "group", "person_id"],
+                         filters=filters).to_pandas()
+    truth = pq.read_table(lake.truth("mentions"), filters=filters).to_pandas().rename(columns={"person_id": "true_id"})
+    x = xref.merge(truth, on=["registry", "record_id", "group"], how="inner")
+    x = x[x.true_id >= 0]
+    votes = x.groupby(["person_id", "true_id"]).size().rename("n").reset_index()
+    votes = votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True], kind="stable")
+    return votes.drop_duplicates("person_id").set_index("person_id").true_id
+
+
+def _pr(predicted: np.ndarray, actual: np.ndarray) -> dict:
+    tp = int((predicted & actual).sum())
+    fp = int((predicted & ~actual).sum())
+    fn = int((~predicted & actual).sum())
+    return {"precision": round(tp / (tp + fp), 5) if tp + fp else 1.0,
+            "recall": round(tp / (tp + fn), 5) if tp + fn else 1.0,
+            "true_positives": tp, "false_positives": fp, "false_negatives": fn}
+
+
+def housing_accuracy(audit: pd.DataFrame, truth_queue: pd.DataFrame, person_map: pd.Series) -> dict:
+    """Entry-level precision/recall per reason, for "ineligible at all", and over all (entry,
+    reason) pairs. An audit entry is matched to the true entry of the same true person (and
+    region where the person has several); true entries the audit never saw count as misses."""
+    a = audit.copy()
+    a["true_id"] = person_map.reindex(a.person_id).to_numpy()
+    t = truth_queue[["entry_id", "person_id", "region", "truth_reasons"]].rename(columns={"person_id": "true_id"})
+    exact = a.merge(t, left_on=["true_id", "queue_region"], right_on=["true_id", "region"], how="inner")
+    rest = a[~a.person_id.isin(exact.person_id)].merge(t[~t.entry_id.isin(exact.entry_id)].drop_duplicates("true_id"),
+                                                       on="true_id", how="inner")
+    m = pd.concat([exact, rest], ignore_index=True).drop_duplicates("entry_id")
+    t_all = t.set_index("entry_id")
+    seen = t_all.index.isin(m.entry_id)
+    out: dict = {"entries_true": int(len(t)), "entries_audited": int(len(audit)),
+                 "entries_matched": int(len(m)), "true_entries_missed": int((~seen).sum()),
+                 "audit_entries_unmatched": int(len(audit) - len(m))}
+    # truth for every true entry; prediction False where the audit did not see the entry
+    pred = pd.DataFrame(False, index=t_all.index, columns=list(HOUSING_REASONS))
+    pred.loc[m.entry_id.to_numpy(), list(HOUSING_REASONS)] = m[list(HOUSING_REASONS)].to_numpy(bool)
+    true_sets = t_all.truth_reasons.fillna("").str.split(";")
+    per_reason, all_pred, all_true = {}, [], []
+    for name in HOUSING_REASONS:
+        actual = true_sets.map(lambda reasons, n=name: n in reasons).to_numpy(bool)
+        predicted = pred[name].to_numpy(bool)
+        per_reason[name] = _pr(predicted, actual)
+        all_pred.append(predicted)
+        all_true.append(actual)
+    out["per_reason"] = per_reason
+    out["overall_pairs"] = _pr(np.concatenate(all_pred), np.concatenate(all_true))
+    out["ineligible"] = _pr(np.any(all_pred, axis=0), np.any(all_true, axis=0))
+    return out
+
+
+def juror_accuracy(exclusions: pd.DataFrame, truth_persons: pd.DataFrame, person_map: pd.Series,
+                   truth_expunged: pd.Series | None = None) -> dict:
+    """``exclusions``: person_id + one boolean column per exclusion reason (every living adult
+    of the region judged); the truth's attributes say which reasons hold. Reasons without a
+    truth attribute are skipped."""
+    e = exclusions.copy()
+    e["true_id"] = person_map.reindex(e.person_id).to_numpy()
+    e = e.dropna(subset=["true_id"])
+    # a true person split into several golden records: a reason holds when any of them has it;
+    # a listed fragment of a person who should be excluded is counted apart (``excluded_leaks``)
+    listed_fragment = (~e.excluded).groupby(e.true_id).any()
+    columns = [c for c in e.columns if e[c].dtype == bool]
+    e = e.groupby("true_id", sort=True)[columns].any().reset_index()
+    tp = truth_persons.set_index("person_id").reindex(e.true_id.astype(np.int64))
+    occupation = tp.occupation.fillna("none").to_numpy(dtype=object)
+    criminal = tp.criminal_record.fillna(False).to_numpy(bool)
+    if truth_expunged is not None:
+        criminal = criminal & ~truth_expunged.reindex(e.true_id.astype(np.int64)).fillna(False).to_numpy(bool)
+    truth = {
+        "criminal_record": criminal,
+        "incapable": tp.incapable.fillna(False).to_numpy(bool),
+        "judge": occupation == "judge",
+        "prosecutor": occupation == "prosecutor",
+        "investigator": occupation == "investigator",
+        "lawyer": occupation == "lawyer",
+        "civil_servant": occupation == "civil_servant",
+        "military": occupation == "military",
+        "law_enforcement": occupation == "police",
+        "psychiatric": tp.psychiatric.fillna(False).to_numpy(bool),
+        "narcological": tp.narcological.fillna(False).to_numpy(bool),
+        "not_citizen": tp.citizenship.fillna("KZ").to_numpy(dtype=object) != "KZ",
+    }
+    flags = {"disability": tp.disability_group.fillna(0).to_numpy() > 0, "clergy": occupation == "clergy",
+             "over_65": tp.age.fillna(0).to_numpy() > 65}
+    out = {"true_persons_judged": int(len(e)), "exclusions": {}, "flags": {}}
+    any_pred, any_true = np.zeros(len(e), bool), np.zeros(len(e), bool)
+    for name, actual in truth.items():
+        if name in e.columns:
+            predicted = e[name].to_numpy(bool)
+            out["exclusions"][name] = _pr(predicted, actual)
+            any_pred |= predicted
+            any_true |= actual
+    out["excluded_any"] = _pr(any_pred, any_true)
+    out["excluded_leaks"] = int((any_true & listed_fragment.reindex(e.true_id).fillna(False).to_numpy(bool)).sum())
+    for name, actual in flags.items():
+        if name in e.columns:
+            out["flags"][name] = _pr(e[name].to_numpy(bool), actual)
+    return out
+
+
+def services_section(lake: Lake) -> dict:
+    out: dict = {}
+    audit_path = lake.table("services", "housing_queue_audit")
+    if audit_path.exists() and lake.truth("housing_queue").exists():
+        audit = pd.read_parquet(audit_path)
+        person_map = true_person_of(lake, list(_queue_registries()))
+        out["housing_queue_audit"] = housing_accuracy(audit, pd.read_parquet(lake.truth("housing_queue")), person_map)
+    else:
+        out["housing_queue_audit"] = {"skipped": "no housing_queue_audit table or no truth"}
+    judged_path = lake.table("services", "juror_exclusions")
+    if judged_path.exists():
+        judged = pd.read_parquet(judged_path)
+        person_map = true_person_of(lake)
+        out["jurors"] = juror_accuracy(judged, pd.read_parquet(lake.truth("persons")), person_map,
+                                       truth_expunged(lake))
+    else:
+        out["jurors"] = {"skipped": "no juror_exclusions table"}
+    return out
+
+
+def _queue_registries() -> tuple[str, ...]:
+    from family_pipeline.services.rules import housing_rules
+
+    return housing_rules().queue_registries
+
+
+def truth_expunged(lake: Lake) -> pd.Series | None:
+    """true person id -> whether every criminal record the generator wrote for them is expunged
+    (the generator draws ``expunged`` per record and keeps it only in the registry it writes)."""
+    path = lake.table("registries", "criminal_records")
+    if not path.exists():
+        return None
+    rows = pq.read_table(path, columns=["record_id", "expunged"]).to_pandas()
+    mentions = pq.read_table(lake.truth("mentions"), filters=[("registry", "=", "criminal_records")]).to_pandas()
+    x = rows.merge(mentions, on="record_id")
+    return x.groupby("person_id").expunged.all()

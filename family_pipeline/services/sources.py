@@ -1,0 +1,67 @@
+"""Read what the services need from the lake: registry rows with the resolved ``person_id`` of
+the person they name, the golden persons, and the families when that stage has run.
+
+Registry rows are joined to ``resolution/person_xref`` on (registry, record_id, group), reading
+only the xref rows of the registries asked for (a filtered Parquet scan), so memory follows the
+registries used, not the whole crosswalk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from family_pipeline.lib.lake import Lake
+
+__all__ = ["as_days", "family_members", "golden_persons", "registry_persons", "years_before"]
+
+
+def as_days(values) -> np.ndarray:
+    """Dates (date objects, strings, datetime64, None) as int64 days since 1970; missing = NaT."""
+    return pd.to_datetime(pd.Series(values), errors="coerce").to_numpy().astype("datetime64[D]")
+
+
+def years_before(day: dt.date, years: int) -> np.datetime64:
+    """The same calendar day ``years`` earlier (29 February falls back to the 28th)."""
+    try:
+        back = day.replace(year=day.year - years)
+    except ValueError:
+        back = day.replace(year=day.year - years, day=28)
+    return np.datetime64(back, "D")
+
+
+def registry_persons(lake: Lake, registry: str, columns: list[str], group: str = "subject") -> pd.DataFrame:
+    """The clean rows of ``registry`` (``record_id`` + ``columns``) with the ``person_id`` of the
+    person the ``group`` reference names; rows whose person is unknown are dropped. A registry
+    that was never materialized gives an empty frame."""
+    path = lake.table("registries", registry)
+    wanted = ["record_id", *[c for c in columns if c != "record_id"]]
+    if not path.exists():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in wanted} | {"person_id": pd.Series(dtype=np.int64)})
+    names = set(pq.read_schema(path).names)
+    rows = pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()
+    for c in wanted:
+        if c not in rows.columns:
+            rows[c] = None
+    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=["record_id", "person_id"],
+                         filters=[("registry", "=", registry), ("group", "=", group)]).to_pandas()
+    return rows.merge(xref, on="record_id", how="inner").sort_values(["person_id", "record_id"], kind="stable")
+
+
+def golden_persons(lake: Lake) -> pd.DataFrame:
+    """person_id, birth_date, sex, region, death_date (as datetime64[D])."""
+    persons = lake.read("resolution", "persons", columns=["person_id", "birth_date", "sex", "region", "death_date"]).to_pandas()
+    persons["birth_date"] = as_days(persons.birth_date)
+    persons["death_date"] = as_days(persons.death_date)
+    return persons
+
+
+def family_members(lake: Lake) -> pd.DataFrame | None:
+    """``families/family_members`` (person_id, family_id, role) when the families stage has run."""
+    path = lake.table("families", "family_members")
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=["person_id", "family_id", "role"]).to_pandas()
