@@ -174,7 +174,7 @@ class Warehouse:
         """The mart's table, created from the shaped Arrow schema, or extended by the columns the
         source gained since (old snapshots hold nulls there)."""
         conn.execute(sa.schema.CreateSchema(spec.schema_name, if_not_exists=True))
-        table = sa.Table(spec.name, sa.MetaData(), *(sa.Column(f.name, sql_type(f.type)) for f in schema),
+        table = sa.Table(spec.name, sa.MetaData(), *(sa.Column(f.name, sql_type(f.type), quote=True) for f in schema),
                          schema=spec.schema_name)
         existing = _columns(conn, spec.schema_name, spec.name)
         if not existing:
