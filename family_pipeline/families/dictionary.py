@@ -23,6 +23,7 @@ __all__ = [
     "FeatureDictionary",
     "FeatureSpec",
     "FeatureParameters",
+    "FormationSettings",
     "feature_dictionary",
     "load_feature_dictionary",
 ]
@@ -77,8 +78,21 @@ class FeatureParameters(_Frozen):
         return self
 
 
+class FormationSettings(_Frozen):
+    """Thresholds of the family rules (see ``family_pipeline.families.formation``)."""
+
+    adult_age: int = Field(ge=14, le=21)
+    student_max_age: int = Field(ge=18, le=30)
+    cohabitation_min_gap: int = Field(ge=-30, le=0)
+    cohabitation_max_gap: int = Field(ge=0, le=40)
+    cohabitation_usual_gap: int = Field(ge=-10, le=20)
+    parent_usual_age: int = Field(ge=14, le=60)
+    max_dependency_passes: int = Field(ge=1, le=10)
+
+
 class FeatureDictionary(_Frozen):
     version: int = Field(ge=1)
+    formation: FormationSettings
     parameters: FeatureParameters
     features: tuple[FeatureSpec, ...] = Field(min_length=100)
 

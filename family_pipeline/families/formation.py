@@ -65,11 +65,13 @@ __all__ = [
 RULES = ("marriage", "cohabitation_shared_child", "cohabitation_address", "child_under_18", "child_student_18_23",
          "child_disabled_dependent", "guardianship", "child_address", "single_parent", "one_person")
 NONE = np.int64(-1)
+#: a flat number in an address ("кв. 12", "кв.12", "apt 12")
+FLAT_PATTERN = r"(?i)\bкв\.?\s*\d|\bapt\.?\s*\d"
 
 
 @dataclass(frozen=True)
 class FormationRules:
-    """Thresholds of the rules (loaded from ``seeds/family_features.yaml`` → ``formation``)."""
+    """Thresholds of the rules (``formation`` in ``seeds/family_features.yaml``)."""
 
     adult_age: int = 18
     student_max_age: int = 23
@@ -83,7 +85,7 @@ class FormationRules:
 @dataclass(frozen=True)
 class FamilyTables:
     members: pd.DataFrame   # person_id, family_id, role, rule
-    families: pd.DataFrame  # family_id, head_person_id, members, family_type, region, address
+    families: pd.DataFrame  # family_id, head_person_id, members, family_type, region, settlement_type
     stats: dict
 
 
@@ -343,13 +345,21 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     kids_in = has_child[heads]
     ftype = np.select([size[heads] == 1, couple & kids_in, couple, kids_in], ["single", "couple_kids", "couple", "single_parent"],
                       default="single")
+    # a village family: a member is in a rural household book, or the head's address is a house
+    # with no flat number (city dwellings are registered as flats)
+    in_book = np.zeros(n, bool)
+    rb = ix(inputs.rural.person_id)
+    in_book[rb[rb >= 0]] = True
+    village = np.bincount(placed[in_book], minlength=n) > 0
+    no_flat = ~pd.Series(address, dtype="object").fillna("").astype(str).str.contains(FLAT_PATTERN, regex=True).to_numpy()
+    village |= no_flat & (key != "")
     families = pd.DataFrame({
         "family_id": fid[heads],
         "head_person_id": pid[heads],
         "members": size[heads].astype(np.int64),
         "family_type": ftype.astype(object),
         "region": region[heads],
-        "address_key": key[heads],
+        "settlement_type": np.where(village[heads], "village", "city").astype(object),
     }).sort_values("family_id", kind="mergesort").reset_index(drop=True)
 
     stats = {

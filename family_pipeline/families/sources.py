@@ -18,9 +18,11 @@ import pyarrow.parquet as pq
 from family_pipeline.lib.lake import Lake
 
 __all__ = [
+    "FORMATION_REGISTRIES",
     "FormationInputs",
     "PAYMENT_REGISTRIES",
     "formation_inputs",
+    "Crosswalk",
     "person_rows",
     "reference_date",
     "xref_slice",
@@ -30,19 +32,52 @@ __all__ = [
 PAYMENT_REGISTRIES = ("gcvp_pensions", "gcvp_disability_benefits", "gcvp_survivor_benefits", "asp_payments",
                       "child_care_allowance", "disabled_child_allowance", "large_family_allowance")
 _NO_PERSON = np.int64(-1)
+#: the registries family formation reads (besides the resolved persons and their crosswalk)
+FORMATION_REGISTRIES = ("gbd_fl", "address_register", "household_books", "zags_marriages", "zags_divorces",
+                        "zags_births", "zags_deaths", "guardianship_register", "higher_education_platform",
+                        "tvet_colleges", "student_stipends", "student_dormitories", "cbdi_disability",
+                        *PAYMENT_REGISTRIES)
 
 
-def xref_slice(store: Lake, registry: str, group: str) -> pd.DataFrame:
+class Crosswalk:
+    """``resolution/person_xref`` read once and cut by (registry, reference group).
+
+    The file is read column-pruned (registry, record_id, group, person_id) and sorted by
+    registry and group, so every slice is a zero-copy range instead of a scan of the file.
+    """
+
+    def __init__(self, table: pa.Table):
+        table = table.sort_by([("registry", "ascending"), ("group", "ascending")])
+        keys = pc.binary_join_element_wise(table.column("registry").cast(pa.string()),
+                                           table.column("group").cast(pa.string()), "|")
+        values, counts = pc.value_counts(keys).flatten() if len(keys) else (pa.array([], pa.string()), pa.array([], pa.int64()))
+        ends = np.cumsum(counts.to_numpy(zero_copy_only=False))
+        # value_counts keeps first-seen order, which is the sorted order here
+        self._ranges = {k: (int(e - c), int(e)) for k, c, e in zip(values.to_pylist(), counts.to_pylist(), ends)}
+        self._table = table.select(["record_id", "person_id"])
+
+    @classmethod
+    def load(cls, store: Lake, registries: list[str] | None = None) -> Crosswalk:
+        filters = [("registry", "in", list(registries))] if registries else None
+        return cls(pq.read_table(store.table("resolution", "person_xref"),
+                                 columns=["registry", "record_id", "group", "person_id"], filters=filters))
+
+    def slice(self, registry: str, group: str) -> pd.DataFrame:
+        start, end = self._ranges.get(f"{registry}|{group}", (0, 0))
+        frame = self._table.slice(start, end - start).to_pandas()
+        frame["person_id"] = frame.person_id.astype("Int64")  # stays exact through left joins
+        return frame.drop_duplicates("record_id")
+
+
+def xref_slice(store: Lake, registry: str, group: str, crosswalk: Crosswalk | None = None) -> pd.DataFrame:
     """record_id → person_id of one registry's reference group."""
-    table = pq.read_table(store.table("resolution", "person_xref"), columns=["registry", "record_id", "group", "person_id"],
-                          filters=[("registry", "=", registry), ("group", "=", group)])
-    frame = table.select(["record_id", "person_id"]).to_pandas()
-    frame["person_id"] = frame.person_id.astype("Int64")  # stays exact through left joins
-    return frame.drop_duplicates("record_id")
+    if crosswalk is not None:
+        return crosswalk.slice(registry, group)
+    return Crosswalk.load(store, [registry]).slice(registry, group)
 
 
 def person_rows(store: Lake, registry: str, columns: list[str], group: str = "subject",
-                person_column: str = "person_id") -> pd.DataFrame:
+                person_column: str = "person_id", crosswalk: Crosswalk | None = None) -> pd.DataFrame:
     """Clean rows of a registry (``columns`` + record_id) with the resolved person of ``group``.
 
     Rows whose reference was not resolved keep ``person_id`` = -1. A missing registry table
@@ -60,7 +95,7 @@ def person_rows(store: Lake, registry: str, columns: list[str], group: str = "su
     for c in wanted:
         if c not in rows.columns:
             rows[c] = None
-    xref = xref_slice(store, registry, group).rename(columns={"person_id": person_column})
+    xref = xref_slice(store, registry, group, crosswalk).rename(columns={"person_id": person_column})
     out = rows.merge(xref, on="record_id", how="left")
     out[person_column] = out[person_column].fillna(_NO_PERSON).astype("int64")
     return out
@@ -99,6 +134,7 @@ class FormationInputs:
     students: pd.DataFrame       # person_id, full_time
     disabled: pd.DataFrame       # person_id, disability_group
     addresses: pd.DataFrame      # person_id, address, region, registered_since
+    rural: pd.DataFrame          # person_id of everyone in a rural household book
     as_of: dt.date
 
 
@@ -112,30 +148,32 @@ def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInpu
     xref = pq.read_table(store.table("resolution", "person_xref"), columns=["registry", "person_id"],
                          filters=[("registry", "in", ["gbd_fl", "address_register"])])
     resident_ids = pc.unique(xref.column("person_id")).to_numpy()
+    cw = Crosswalk.load(store, list(FORMATION_REGISTRIES))
     golden["resident"] = np.isin(golden.person_id.to_numpy(), resident_ids)
     golden["birth_date"] = _dates(golden.birth_date)
 
-    mar = person_rows(store, "zags_marriages", ["marriage_date", "divorce_date"], "husband", "husband_id")
-    mar = mar.merge(xref_slice(store, "zags_marriages", "wife").rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
-    div = person_rows(store, "zags_divorces", ["marriage_date", "divorce_date"], "husband", "husband_id")
-    div = div.merge(xref_slice(store, "zags_divorces", "wife").rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
-    bir = person_rows(store, "zags_births", [], "child", "child_id")
+    mar = person_rows(store, "zags_marriages", ["marriage_date", "divorce_date"], "husband", "husband_id", cw)
+    mar = mar.merge(xref_slice(store, "zags_marriages", "wife", cw).rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
+    div = person_rows(store, "zags_divorces", ["marriage_date", "divorce_date"], "husband", "husband_id", cw)
+    div = div.merge(xref_slice(store, "zags_divorces", "wife", cw).rename(columns={"person_id": "wife_id"}), on="record_id", how="left")
+    bir = person_rows(store, "zags_births", [], "child", "child_id", cw)
     for group in ("mother", "father"):
-        bir = bir.merge(xref_slice(store, "zags_births", group).rename(columns={"person_id": f"{group}_id"}),
+        bir = bir.merge(xref_slice(store, "zags_births", group, cw).rename(columns={"person_id": f"{group}_id"}),
                         on="record_id", how="left")
-    grd = person_rows(store, "guardianship_register", ["established_date"], "child", "child_id")
-    grd = grd.merge(xref_slice(store, "guardianship_register", "mother").rename(columns={"person_id": "guardian_id"}),
+    grd = person_rows(store, "guardianship_register", ["established_date"], "child", "child_id", cw)
+    grd = grd.merge(xref_slice(store, "guardianship_register", "mother", cw).rename(columns={"person_id": "guardian_id"}),
                     on="record_id", how="left")
-    students = pd.concat([person_rows(store, code, ["study_form"]) for code in ("higher_education_platform", "tvet_colleges")],
+    students = pd.concat([person_rows(store, code, ["study_form"], crosswalk=cw) for code in ("higher_education_platform", "tvet_colleges")],
                          ignore_index=True)
     students["full_time"] = students.study_form.astype("object").fillna("full_time").eq("full_time")
     # a stipend or a dormitory place is given to full-time students only
-    support = pd.concat([person_rows(store, code, []) for code in ("student_stipends", "student_dormitories")],
+    support = pd.concat([person_rows(store, code, [], crosswalk=cw) for code in ("student_stipends", "student_dormitories")],
                         ignore_index=True)
     students = pd.concat([students[["person_id", "full_time"]], support[["person_id"]].assign(full_time=True)],
                          ignore_index=True)
-    disabled = person_rows(store, "cbdi_disability", ["disability_group"])
-    addresses = person_rows(store, "address_register", ["address", "region", "registered_since"])
+    disabled = person_rows(store, "cbdi_disability", ["disability_group"], crosswalk=cw)
+    addresses = person_rows(store, "address_register", ["address", "region", "registered_since"], crosswalk=cw)
+    rural = person_rows(store, "household_books", [], crosswalk=cw)
 
     def ids(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
         for c in cols:
@@ -155,5 +193,6 @@ def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInpu
         disabled=disabled[disabled.person_id >= 0][["person_id", "disability_group"]],
         addresses=addresses[addresses.person_id >= 0].assign(registered_since=lambda f: _dates(f.registered_since))[
             ["record_id", "person_id", "address", "region", "registered_since"]],
+        rural=rural.loc[rural.person_id >= 0, ["person_id"]].drop_duplicates(),
         as_of=as_of or reference_date(store),
     )

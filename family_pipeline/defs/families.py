@@ -1,0 +1,157 @@
+"""Family assets (group ``families``): resolved persons → families → the wide feature table.
+
+The rules live in ``family_pipeline.families`` (no Dagster there); these assets read the lake,
+call them, write the tables and report counts, the family size and type distributions, which
+rule placed how many persons and — when the data is a synthetic country with its truth — the
+exact-family rate and co-membership F1. No person id, name or IIN reaches the metadata.
+"""
+
+import json
+import time
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from family_pipeline.catalog import catalog
+from family_pipeline.defs.registries import registry_key
+from family_pipeline.defs.resolution import ANIMALS, PERSONS, XREF
+from family_pipeline.defs.resources import LakeResource
+from family_pipeline.families import (
+    FEATURES_FILE,
+    FormationRules,
+    family_features,
+    feature_dictionary,
+    form_families,
+    formation_inputs,
+)
+from family_pipeline.families.sources import FORMATION_REGISTRIES
+
+GROUP = "families"
+FAMILY_MEMBERS = dg.AssetKey([GROUP, "family_members"])
+FAMILIES = dg.AssetKey([GROUP, "families"])
+FAMILY_FEATURES = dg.AssetKey([GROUP, "family_features"])
+OWNER = "team:data-engineering"
+ONE_FAMILY_CHECK = "one_family_per_person"
+
+
+def _feature_registries() -> list[str]:
+    codes = set(catalog().codes)
+    return sorted({s for f in feature_dictionary().features for s in f.sources if s in codes})
+
+
+def _counts(series: pd.Series) -> dict:
+    return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(FAMILY_MEMBERS, group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     deps=[PERSONS, XREF] + [registry_key(c) for c in FORMATION_REGISTRIES],
+                     description="Every living resident in exactly one family: person_id, family_id, role "
+                                 "(head|spouse|child|single) and the documented rule that placed them."),
+        dg.AssetSpec(FAMILIES, group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     deps=[PERSONS, XREF] + [registry_key(c) for c in FORMATION_REGISTRIES],
+                     description="One row per family: family_id, head_person_id, members, family_type, region, "
+                                 "settlement_type (city|village)."),
+    ],
+    check_specs=[dg.AssetCheckSpec(ONE_FAMILY_CHECK, asset=FAMILY_MEMBERS,
+                                   description="No person is in two families and every family has its head.")],
+)
+def family_tables(context: dg.AssetExecutionContext, lake: LakeResource):
+    store = lake.lake()
+    t0 = time.perf_counter()
+    rules = FormationRules(**feature_dictionary().formation.model_dump())
+    tables = form_families(formation_inputs(store), rules)
+    members, families = tables.members, tables.families
+    paths = {FAMILY_MEMBERS: store.write(GROUP, "family_members", pa.Table.from_pandas(members, preserve_index=False)),
+             FAMILIES: store.write(GROUP, "families", pa.Table.from_pandas(families, preserve_index=False))}
+    seconds = round(time.perf_counter() - t0, 2)
+    accuracy: dict = {}
+    if store.truth("persons").exists() and store.truth("mentions").exists():
+        from family_pipeline.evaluation.families import families_section
+
+        accuracy = families_section(store).get("families", {})
+    duplicates = int(members.person_id.duplicated().sum())
+    headless = int((~families.head_person_id.isin(members.person_id)).sum())
+    context.log.info(f"{len(members)} residents in {len(families)} families in {seconds}s "
+                     f"(as of {tables.stats['as_of']}); rules {tables.stats['members_by_rule']}")
+    meta = {
+        "dagster/row_count": len(members),
+        "families": len(families),
+        "persons_per_family": round(len(members) / max(len(families), 1), 3),
+        "members_by_rule": dg.MetadataValue.json(tables.stats["members_by_rule"]),
+        "unions": dg.MetadataValue.json(tables.stats["unions"]),
+        "residents_not_placed": tables.stats["golden_alive_not_resident"],
+        "as_of": tables.stats["as_of"],
+        "seconds": seconds,
+        "table": dg.MetadataValue.path(str(paths[FAMILY_MEMBERS])),
+    }
+    if accuracy:
+        meta.update({
+            "truth_exact_family_rate": accuracy["exact_family_rate"],
+            "truth_pairwise_precision": accuracy["pairwise"]["precision"],
+            "truth_pairwise_recall": accuracy["pairwise"]["recall"],
+            "truth_pairwise_f1": accuracy["pairwise"]["f1"],
+            "truth_accuracy": dg.MetadataValue.json(accuracy),
+        })
+    yield dg.MaterializeResult(asset_key=FAMILY_MEMBERS, metadata=meta)
+    yield dg.MaterializeResult(asset_key=FAMILIES, metadata={
+        "dagster/row_count": len(families),
+        "size_distribution": dg.MetadataValue.json(_counts(families.members.clip(upper=10).astype(str).str.replace("10", "10+"))),
+        "family_types": dg.MetadataValue.json(_counts(families.family_type)),
+        "settlement_types": dg.MetadataValue.json(_counts(families.settlement_type)),
+        "families_by_region": dg.MetadataValue.json(_counts(families.region.astype("object").fillna("unknown"))),
+        "table": dg.MetadataValue.path(str(paths[FAMILIES])),
+    })
+    yield dg.AssetCheckResult(check_name=ONE_FAMILY_CHECK, asset_key=FAMILY_MEMBERS,
+                              passed=duplicates == 0 and headless == 0,
+                              metadata={"persons_in_two_families": duplicates, "families_without_head": headless})
+
+
+@dg.asset(
+    key=FAMILY_FEATURES,
+    group_name=GROUP,
+    deps=[FAMILY_MEMBERS, FAMILIES, PERSONS, XREF, ANIMALS] + [registry_key(c) for c in _feature_registries()],
+    kinds={"parquet"},
+    owners=[OWNER],
+    description=f"About 150 documented parameters of every family; each column's meaning, unit, dtype and "
+                f"source registries are in seeds/{FEATURES_FILE}.",
+)
+def family_features_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from family_pipeline.families.sources import reference_date
+
+    store = lake.lake()
+    t0 = time.perf_counter()
+    dictionary = feature_dictionary()
+    members = store.read(GROUP, "family_members").to_pandas()
+    families = store.read(GROUP, "families").to_pandas()
+    persons = store.read("resolution", "persons", columns=["person_id", "sex", "birth_date"]).to_pandas()
+    as_of = reference_date(store)
+    features = family_features(store, members, families, persons, dictionary, catalog(), as_of)
+    path = store.write(GROUP, "family_features", pa.Table.from_pandas(features, preserve_index=False))
+    seconds = round(time.perf_counter() - t0, 2)
+    context.log.info(f"{features.shape[1]} parameters for {len(features)} families in {seconds}s")
+    schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dtype, description=f"{f.meaning} [{f.unit}]")
+                                     for f in dictionary.features])
+    summary = {
+        "families": len(features),
+        "income_pc_median": float(features.income_pc.median()) if len(features) else 0.0,
+        "receives_asp": int(features.receives_asp.sum()),
+        "large_families": int(features.large_family.sum()),
+        "single_parent_families": int(features.single_parent.sum()),
+        "with_livestock": int((features.livestock_heads > 0).sum()),
+        "with_land": int((features.land_plots > 0).sum()),
+    }
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(features),
+        "dagster/column_schema": schema,
+        "columns": features.shape[1],
+        "parameters": features.shape[1] - 1,
+        "dictionary": dg.MetadataValue.path(f"seeds/{FEATURES_FILE}"),
+        "dictionary_version": dictionary.version,
+        "as_of": as_of.isoformat(),
+        "summary": dg.MetadataValue.json(json.loads(json.dumps(summary))),
+        "seconds": seconds,
+        "table": dg.MetadataValue.path(str(path)),
+    })
