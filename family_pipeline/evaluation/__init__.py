@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from family_pipeline.evaluation.families import families_section
 from family_pipeline.evaluation.ingestion import ingestion_section
 from family_pipeline.evaluation.livestock import livestock_section
 from family_pipeline.evaluation.quality import quality_section
@@ -21,6 +22,7 @@ SECTIONS = {
     "quality": quality_section,
     "resolution": resolution_section,
     "livestock": livestock_section,
+    "families": families_section,
     "scoring": scoring_section,
     "services": services_section,
 }
