@@ -17,9 +17,11 @@ The rules, applied in this order (the rule that placed each member is kept in ``
 3. ``cohabitation_address`` — two adults of opposite sex registered at the same address, neither
    married nor a dependent child, with a plausible age difference (the man between
    ``cohabitation_min_gap`` and ``cohabitation_max_gap`` years older) who either share a surname
-   (in its male/female forms) or are the only two residents of that address. A third adult
-   there makes the address ambiguous and nobody is paired on it (lodgers share dwellings with
-   other families but are families of their own).
+   (in its male/female forms) or are the only two residents of that address, and were never
+   divorced from each other. Without a shared surname a third resident makes the address
+   ambiguous and nobody is paired on it (lodgers share dwellings with other families but are
+   families of their own); among several candidates the shared surname, then the age gap
+   nearest ``cohabitation_usual_gap`` wins.
 4. children — a person with a birth record (or a guardianship record) and a living parent is a
    dependent child when not married and either ``child_under_18``; ``child_student_18_23``:
    aged 18–23 and enrolled in full-time higher or vocational education; or
@@ -262,7 +264,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
         gap = age[a] - age[bb]
         same_name = (stem[a] == stem[bb]) & (stem[a] != "")
         alone = residents_at[cand.addr.to_numpy()] == 2
-        keep = (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap) & (same_name | alone)
+        divorced = pd.MultiIndex.from_arrays([a, bb]).isin(ever_divorced)
+        keep = (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap) & (same_name | alone) & ~divorced
         cand = cand[keep].assign(named=same_name[keep].astype(np.int64), gap=np.abs(gap[keep] - rules.cohabitation_usual_gap))
         pairs = _one_per_person(cand[["a", "b", "named", "gap"]], ["named", "gap"], [False, True])
         man, woman = pairs.a.to_numpy(), pairs.b.to_numpy()
