@@ -25,7 +25,7 @@ from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.lib.lake import Lake, write_parquet
 from family_pipeline.quality.expectations import read_snapshot, reference_date
-from family_pipeline.services.rules import HOUSING_REASONS, housing_rules, juror_rules
+from family_pipeline.services.rules import HOUSING_REASONS, benefit_rules, housing_rules, juror_rules
 
 GROUP = "services"
 OWNER = "team:social-services"
@@ -33,6 +33,7 @@ PERSONS = dg.AssetKey(["resolution", "persons"])
 XREF = dg.AssetKey(["resolution", "person_xref"])
 FAMILY_MEMBERS = dg.AssetKey(["families", "family_members"])
 FAMILIES = dg.AssetKey(["families", "families"])
+FAMILY_FEATURES = dg.AssetKey(["families", "family_features"])
 
 HOUSING_AUDIT = dg.AssetKey([GROUP, "housing_queue_audit"])
 HOUSING_OUTSIDE = dg.AssetKey([GROUP, "housing_eligible_outside_queue"])
@@ -202,3 +203,67 @@ def juror_longlists(context: dg.AssetExecutionContext, config: SnapshotConfig, l
     yield dg.MaterializeResult(asset_key=JUROR_EXCLUSIONS, metadata={
         "dagster/row_count": judged, "regions": len(regions),
         "table": dg.MetadataValue.path(str(store.table(GROUP, "juror_exclusions")))})
+
+
+# ------------------------------------------------------------------ benefit assignment
+BENEFITS = dg.AssetKey([GROUP, "benefit_assignments"])
+BENEFIT_SUMMARY = dg.AssetKey([GROUP, "benefit_summary"])
+
+FAMILY_SCORES = dg.AssetKey(["scoring", "family_scores"])
+#: registries the benefit rules read besides the recipient registries
+BENEFIT_EVIDENCE = ("higher_education_platform", "tvet_colleges", "nobd_schools", "cbdi_disability", "zags_births")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(BENEFITS, group_name=GROUP, kinds={"parquet"}, owners=[OWNER], automation_condition=AUTOMATION,
+                     deps=[FAMILY_SCORES, FAMILY_FEATURES, FAMILIES, FAMILY_MEMBERS, PERSONS, XREF]
+                     + [registry_key(c) for c in sorted({*BENEFIT_EVIDENCE, *(r for s in benefit_rules().services
+                                                                              for r in s.recipient_registries)})],
+                     description="Proactive assignments of ASP, the birth payment and the pilot's 11 services: "
+                                 "service, family or person (pseudonymous ids), pilot category, status against "
+                                 "today's recipient registries (new / continuing / ended — ended are current "
+                                 "recipients who are not eligible), amount where the service pays one, period "
+                                 "and reasons in plain words. Category 6 receives nothing."),
+        dg.AssetSpec(BENEFIT_SUMMARY, group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
+                     automation_condition=AUTOMATION, deps=[BENEFITS],
+                     description="Assignments and amounts per service and status."),
+    ],
+)
+def benefit_assignments(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource):
+    from family_pipeline.services.benefits import assign_benefits, assignment_summary, benefit_inputs_from_lake
+
+    store = lake.lake()
+    as_of = as_of_date(config, store)
+    rules = benefit_rules()
+    money = catalog().money_on(as_of)
+    t0 = time.perf_counter()
+    assignments = assign_benefits(benefit_inputs_from_lake(store, rules), rules, money, as_of)
+    summary = assignment_summary(assignments)
+    paths = {BENEFITS: _write(store, "benefit_assignments", assignments),
+             BENEFIT_SUMMARY: _write(store, "benefit_summary", summary)}
+    seconds = round(time.perf_counter() - t0, 2)
+    by_status = {f"{k[0]}:{k[1]}": int(v) for k, v in assignments.groupby(["service", "status"]).size().items()}
+    amounts = {k: round(float(v), 0) for k, v in assignments.groupby("service").amount.sum().items() if v > 0}
+    meta = {"dagster/row_count": len(assignments), "as_of": as_of.isoformat(),
+            "subsistence_minimum": money.subsistence_minimum, "mrp": money.mrp,
+            "new": int((assignments.status == "new").sum()),
+            "continuing": int((assignments.status == "continuing").sum()),
+            "ended": int((assignments.status == "ended").sum()),
+            "by_service_status": dg.MetadataValue.json(by_status),
+            "amount_by_service": dg.MetadataValue.json(amounts),
+            "seconds": seconds, "table": dg.MetadataValue.path(paths[BENEFITS])}
+    if store.truth("families").exists() and store.truth("mentions").exists():
+        from family_pipeline.evaluation.services import benefit_accuracy, true_person_of
+
+        accuracy = benefit_accuracy(assignments, pd.read_parquet(store.truth("persons")),
+                                    pd.read_parquet(store.truth("families")), pd.read_parquet(store.truth("births")),
+                                    true_person_of(store), pd.Timestamp(as_of))
+        meta["truth_asp_precision"] = accuracy["asp"]["precision"]
+        meta["truth_asp_recall"] = accuracy["asp"]["recall"]
+        meta["truth_accuracy"] = dg.MetadataValue.json(accuracy)
+    context.log.info(f"benefits on {as_of}: {meta['new']} new, {meta['continuing']} continuing, "
+                     f"{meta['ended']} ended ({seconds}s)")
+    yield dg.MaterializeResult(asset_key=BENEFITS, metadata=meta)
+    yield dg.MaterializeResult(asset_key=BENEFIT_SUMMARY, metadata={
+        "dagster/row_count": len(summary), "table": dg.MetadataValue.path(paths[BENEFIT_SUMMARY])})

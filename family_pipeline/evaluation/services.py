@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from family_pipeline.lib.lake import Lake
 from family_pipeline.services.rules import HOUSING_REASONS
 
-__all__ = ["housing_accuracy", "juror_accuracy", "services_section", "true_person_of"]
+__all__ = ["benefit_accuracy", "housing_accuracy", "juror_accuracy", "services_section", "true_person_of"]
 
 
 def true_person_of(lake: Lake, registries: list[str] | None = None) -> pd.Series:
@@ -124,6 +124,40 @@ def juror_accuracy(exclusions: pd.DataFrame, truth_persons: pd.DataFrame, person
     return out
 
 
+def benefit_accuracy(assignments: pd.DataFrame, truth_persons: pd.DataFrame, truth_families: pd.DataFrame,
+                     truth_births: pd.DataFrame, person_map: pd.Series, as_of: pd.Timestamp,
+                     excluded_families: np.ndarray | None = None) -> dict:
+    """ASP: families assigned (new or continuing) against the true families whose per-capita
+    income is below their poverty line (both judged on the family of the recipient; true families
+    of pilot category 6 — which get nothing by rule — are left out when ``excluded_families`` (true
+    family ids) is given). Birth payment: parents assigned against the true mothers (fathers when
+    no mother) of children born in the 12 months up to ``as_of``."""
+    out: dict = {}
+    family_of = truth_persons.set_index("person_id").family_id
+    asp = assignments[assignments.service == "asp"]
+    assigned = asp[asp.status.isin(["new", "continuing"])]
+    true_fam = family_of.reindex(person_map.reindex(assigned.person_id).to_numpy()).dropna().astype(np.int64)
+    poor = truth_families.family_id[truth_families.income_pc < truth_families.poverty_line].to_numpy(np.int64)
+    if excluded_families is not None:
+        poor = np.setdiff1d(poor, excluded_families)
+    predicted = np.unique(true_fam.to_numpy())
+    tp = int(np.isin(predicted, poor).sum())
+    out["asp"] = {"precision": round(tp / len(predicted), 5) if len(predicted) else 1.0,
+                  "recall": round(tp / len(poor), 5) if len(poor) else 1.0,
+                  "assigned_families": int(len(predicted)), "true_poor_families": int(len(poor))}
+    births = truth_births[(pd.to_datetime(truth_births.birth_date) > as_of - pd.DateOffset(months=12))
+                          & (pd.to_datetime(truth_births.birth_date) <= as_of)]
+    parents = np.unique(np.where(births.mother_id >= 0, births.mother_id, births.father_id))
+    parents = parents[parents >= 0]
+    bp = assignments[(assignments.service == "birth_payment") & assignments.status.isin(["new", "continuing"])]
+    got = np.unique(person_map.reindex(bp.person_id).dropna().to_numpy(np.int64))
+    tp = int(np.isin(got, parents).sum())
+    out["birth_payment"] = {"precision": round(tp / len(got), 5) if len(got) else 1.0,
+                            "recall": round(tp / len(parents), 5) if len(parents) else 1.0,
+                            "assigned_parents": int(len(got)), "true_parents": int(len(parents))}
+    return out
+
+
 def services_section(lake: Lake) -> dict:
     out: dict = {}
     audit_path = lake.table("services", "housing_queue_audit")
@@ -141,6 +175,16 @@ def services_section(lake: Lake) -> dict:
                                        truth_expunged(lake))
     else:
         out["jurors"] = {"skipped": "no juror_exclusions table"}
+    benefits_path = lake.table("services", "benefit_assignments")
+    if benefits_path.exists() and lake.truth("families").exists():
+        assignments = pd.read_parquet(benefits_path)
+        out["benefits"] = benefit_accuracy(assignments, pd.read_parquet(lake.truth("persons")),
+                                           pd.read_parquet(lake.truth("families")), pd.read_parquet(lake.truth("births")),
+                                           true_person_of(lake), pd.Timestamp(assignments.period_start.min()))
+        out["benefits"]["by_service_status"] = {
+            f"{k[0]}:{k[1]}": int(v) for k, v in assignments.groupby(["service", "status"]).size().items()}
+    else:
+        out["benefits"] = {"skipped": "no benefit_assignments table"}
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from family_pipeline.services.rules import HOUSING_REASONS, HousingRules
-from family_pipeline.services.sources import as_days, years_before
+from family_pipeline.services.sources import as_days, lookup_ids, years_before
 
 __all__ = [
     "audit_queue",
@@ -127,10 +127,11 @@ def _family_owned(person_ids: np.ndarray, members: pd.DataFrame | None, owners: 
     owned = np.isin(person_ids, owners)
     if members is None or not len(members):
         return owned
-    fam_of = members.drop_duplicates("person_id").set_index("person_id").family_id
-    owning_families = np.unique(fam_of.reindex(owners).dropna().to_numpy(np.int64))
-    fam = fam_of.reindex(person_ids).to_numpy()
-    return owned | (~np.isnan(fam.astype(float)) & np.isin(np.nan_to_num(fam.astype(float), nan=-1).astype(np.int64), owning_families))
+    m = members.drop_duplicates("person_id")
+    index, families = m.person_id.to_numpy(np.int64), m.family_id.to_numpy(np.int64)
+    owning_families = np.unique(lookup_ids(owners, index, families))
+    fam = lookup_ids(person_ids, index, families)
+    return owned | ((fam >= 0) & np.isin(fam, owning_families[owning_families >= 0]))
 
 
 def _failing(facts: pd.DataFrame, person_ids: np.ndarray, regions: np.ndarray, owned: np.ndarray,
@@ -172,8 +173,8 @@ def audit_queue(entries: pd.DataFrame, facts: pd.DataFrame, members: pd.DataFram
     flags = _failing(facts, pid, regions, owned, rules, as_of)
     out = entries.copy()
     if members is not None and len(members):
-        fam = members.drop_duplicates("person_id").set_index("person_id").family_id.reindex(pid)
-        out["family_id"] = fam.fillna(-1).to_numpy(np.int64)
+        m = members.drop_duplicates("person_id")
+        out["family_id"] = lookup_ids(pid, m.person_id.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
     else:
         out["family_id"] = np.full(len(out), -1, np.int64)
     out["residence_region"] = facts.region.reindex(pid).to_numpy(dtype=object)
@@ -199,9 +200,9 @@ def eligible_outside_queue(facts: pd.DataFrame, members: pd.DataFrame | None, ow
     if members is not None and len(members):
         m = members.drop_duplicates("person_id").set_index("person_id")
         role = m.role.reindex(ids).to_numpy(dtype=object)
-        fam = m.family_id.reindex(ids).fillna(-1).to_numpy(np.int64)
-        queued_fams = np.unique(m.family_id.reindex(queued_ids).dropna().to_numpy(np.int64))
-        in_queue = np.isin(fam, queued_fams) | np.isin(ids, queued_ids)
+        fam = lookup_ids(ids, m.index.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
+        queued_fams = lookup_ids(queued_ids, m.index.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
+        in_queue = np.isin(fam, queued_fams[queued_fams >= 0]) | np.isin(ids, queued_ids)
         candidate = np.isin(role, list(crit.roles))
     else:
         fam = np.full(len(ids), -1, np.int64)

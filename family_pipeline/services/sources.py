@@ -65,3 +65,10 @@ def family_members(lake: Lake) -> pd.DataFrame | None:
     if not path.exists():
         return None
     return pq.read_table(path, columns=["person_id", "family_id", "role"]).to_pandas()
+
+
+def lookup_ids(keys: np.ndarray, index: np.ndarray, values: np.ndarray, missing: int = -1) -> np.ndarray:
+    """``values[index == key]`` for every key, as exact int64 (ids above 2**53 survive: no float
+    round trip), ``missing`` where the key is absent. ``index`` must be unique."""
+    pos = pd.Index(index).get_indexer(keys)
+    return np.where(pos >= 0, np.asarray(values, np.int64)[np.maximum(pos, 0)], missing).astype(np.int64)
