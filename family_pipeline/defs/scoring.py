@@ -46,7 +46,7 @@ def family_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     if not store.table("families", "family_features").exists():
         raise dg.Failure(description=f"no family_features at {store.table('families', 'family_features')}: "
                                      "materialize families/family_features first")
-    features = store.read("families", "family_features").to_pandas()
+    features = store.read("families", "family_features", columns=seeds.required_features()).to_pandas()
     scores = score_families(features, seeds, catalog().regions, money)
     path = store.write(GROUP, "family_scores", pa.Table.from_pandas(scores, preserve_index=False))
     seconds = round(time.perf_counter() - t0, 2)

@@ -18,7 +18,7 @@ import pandas as pd
 from family_pipeline.scoring.seeds import CATEGORIES, DIMENSIONS, AeMap, Indicator
 from family_pipeline.scoring.welfare import feature_values
 
-__all__ = ["ae_scores", "indicator_scores", "join_reasons"]
+__all__ = ["ae_scores", "indicator_scores", "top_texts"]
 
 
 def indicator_scores(frame: pd.DataFrame, indicator: Indicator) -> np.ndarray:
@@ -32,22 +32,31 @@ def indicator_scores(frame: pd.DataFrame, indicator: Indicator) -> np.ndarray:
     return np.interp(x, xs, ys)
 
 
-def join_reasons(texts: np.ndarray, order: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:
-    """Per row, the texts of the first ``limit`` columns in ``order`` where ``keep`` holds, "; "-joined.
+def top_texts(weight: np.ndarray, texts: list[str], limit: int, empty: str = "") -> np.ndarray:
+    """Per row, the texts of the (up to ``limit``) columns of largest positive ``weight``,
+    "; "-joined, largest first (ties: the earlier column). Rows with none get ``empty``.
 
-    ``texts``: one text per column; ``order``: (rows × columns) column indices, most important
-    first; ``keep``: (rows × columns) booleans aligned with ``order``."""
-    rows = order.shape[0]
-    out = np.full(rows, "", dtype=object)
-    taken = np.zeros(rows, dtype=np.int64)
-    for rank in range(order.shape[1]):  # loops over columns (indicators), never over rows
-        use = np.flatnonzero(keep[:, rank] & (taken < limit))
-        if not len(use):
-            continue
-        glue = np.where(taken[use] > 0, "; ", "").astype(object)
-        out[use] = out[use] + glue + texts[order[use, rank]]
-        taken[use] += 1
-    return out
+    Vectorised: each row's choice is encoded as one integer, and strings are built once per
+    distinct combination (a few hundred), never per row."""
+    n, k = weight.shape
+    rest = weight.copy()
+    rows = np.arange(n)
+    code = np.zeros(n, dtype=np.int64)
+    for _ in range(limit):  # loops over ranks (top 3), never over rows
+        best = rest.argmax(axis=1) if k else np.zeros(n, dtype=np.int64)
+        found = rest[rows, best] > 0 if k else np.zeros(n, dtype=bool)
+        code = code * (k + 1) + np.where(found, best + 1, 0)
+        rest[rows, best] = -1
+    combos, inverse = np.unique(code, return_inverse=True)
+    strings = []
+    for combo in combos.tolist():  # one per distinct combination of reasons
+        picked = []
+        for _ in range(limit):
+            combo, j = divmod(combo, k + 1)
+            if j:
+                picked.append(texts[j - 1])
+        strings.append("; ".join(reversed(picked)) or empty)
+    return np.asarray(strings, dtype=object)[inverse]
 
 
 def ae_scores(frame: pd.DataFrame, model: AeMap, version: str) -> pd.DataFrame:
@@ -57,7 +66,10 @@ def ae_scores(frame: pd.DataFrame, model: AeMap, version: str) -> pd.DataFrame:
     out = pd.DataFrame({"family_id": frame["family_id"].to_numpy(dtype=np.int64)})
     out["ae_model_version"] = version
     total = np.zeros(n)
-    losses, gains, reasons, strengths = [], [], [], []
+    concerns = [(d, i) for d in DIMENSIONS for i in model.dimensions[d].indicators if i.reason]
+    strengths = [(d, i) for d in DIMENSIONS for i in model.dimensions[d].indicators if i.strength]
+    loss = np.zeros((n, len(concerns)), dtype=np.float32)
+    gain = np.zeros((n, len(strengths)), dtype=np.float32)
     for name in DIMENSIONS:
         dim = model.dimensions[name]
         score = np.zeros(n)
@@ -66,24 +78,18 @@ def ae_scores(frame: pd.DataFrame, model: AeMap, version: str) -> pd.DataFrame:
             score += ind.weight * s
             impact = dim.weight * ind.weight
             # a reason is an indicator of concern, ranked by the points it costs the family
-            losses.append(np.where((s < ind.reason_below) & (ind.reason is not None), impact * (100 - s), -1.0))
-            reasons.append(ind.reason or "")
-            gains.append(np.where((s >= ind.strength_from) & (ind.strength is not None), impact * s, -1.0))
-            strengths.append(ind.strength or "")
+            if ind.reason:
+                loss[:, concerns.index((name, ind))] = np.where(s < ind.reason_below, impact * (100 - s), 0)
+            if ind.strength:
+                gain[:, strengths.index((name, ind))] = np.where(s >= ind.strength_from, impact * s, 0)
         out[f"score_{name}"] = np.round(score, 2)
         total += dim.weight * score
     out["ae_score"] = np.round(total, 2)
     bounds = np.array([model.thresholds[c] for c in ("E", "D", "C", "B")])
     out["ae_category"] = np.asarray(CATEGORIES)[np.searchsorted(bounds, out["ae_score"].to_numpy(), side="right")]
-
-    loss = np.column_stack(losses)
-    order = np.argsort(-loss, axis=1, kind="stable")
-    risk = join_reasons(np.asarray(reasons, dtype=object), order,
-                        np.take_along_axis(loss, order, axis=1) > 0, model.top_reasons)
-    gain = np.column_stack(gains)
-    order = np.argsort(-gain, axis=1, kind="stable")
-    strong = join_reasons(np.asarray(strengths, dtype=object), order,
-                          np.take_along_axis(gain, order, axis=1) > 0, model.top_reasons)
-    text = np.where(risk != "", risk, np.where(strong != "", strong, model.no_concern))
+    # risks first; a family with none is described by its strengths, else "no concern"
+    has_risk = loss.max(axis=1, initial=0) > 0
+    text = top_texts(gain, [i.strength for _, i in strengths], model.top_reasons, model.no_concern)
+    text[has_risk] = top_texts(loss[has_risk], [i.reason for _, i in concerns], model.top_reasons)
     out["ae_reasons"] = pd.Series(text, dtype="str")
     return out

@@ -28,10 +28,13 @@ SCORE_COLUMNS = ["family_id", "region", "settlement_type", "ae_model_version", "
 def score_families(features: pd.DataFrame, seeds: ScoringSeeds, regions: Iterable[Region],
                    money: MoneyYear) -> pd.DataFrame:
     """One row per family: both models' categories, scores, reasons and versions."""
-    features = features.sort_values("family_id", kind="stable").reset_index(drop=True)
+    needed = seeds.required_features()
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        raise KeyError(f"family_features lacks columns the scoring seeds use: {missing}")
+    features = features[needed].sort_values("family_id", kind="stable").reset_index(drop=True)
     derived = derived_quantities(features, seeds.welfare, regions, money)
-    frame = pd.concat([features.drop(columns=[c for c in derived.columns if c in features.columns]), derived],
-                      axis=1)
+    frame = pd.concat([features, derived], axis=1)
     ae = ae_scores(frame, seeds.ae_map, seeds.ae_version)
     pilot = pilot_categories(frame, seeds.pilot, seeds.pilot_version)
     out = pd.DataFrame({"family_id": features["family_id"].to_numpy(dtype=np.int64),

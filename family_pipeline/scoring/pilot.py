@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from family_pipeline.scoring.ae_map import join_reasons
 from family_pipeline.scoring.seeds import Criterion, PilotModel, PilotRule
 from family_pipeline.scoring.welfare import feature_values
 
@@ -61,17 +60,19 @@ def pilot_categories(frame: pd.DataFrame, model: PilotModel, version: str) -> pd
     category = np.zeros(n, dtype=np.int64)
     reasons = np.full(n, "", dtype=object)
     codes = [c.code for c in model.criteria]
-    texts = np.asarray([c.text for c in model.criteria], dtype=object)
-    columns = np.arange(len(codes))
+    texts = [c.text for c in model.criteria]
+    held = flags.to_numpy()
     for rule in model.rules:  # loops over the seed's rules, never over families
-        take = (category == 0) & rule_holds(flags, rule)
-        if not take.any():
+        take = np.flatnonzero((category == 0) & rule_holds(flags, rule))
+        if not len(take):
             continue
         category[take] = rule.category
-        rows = np.flatnonzero(take)
-        cited = set(rule.all_of) | set(rule.any_of) | set(rule.of)
-        keep = flags.to_numpy()[rows] & np.isin(codes, sorted(cited))[None, :]
-        reasons[rows] = join_reasons(texts, np.broadcast_to(columns, keep.shape), keep, len(codes))
+        cited = np.isin(codes, sorted(set(rule.all_of) | set(rule.any_of) | set(rule.of)))
+        # the criteria of the rule that hold, as a bit mask; strings built once per distinct mask
+        bits = (held[take] & cited) @ (np.int64(1) << np.arange(len(codes), dtype=np.int64))
+        masks, inverse = np.unique(bits, return_inverse=True)
+        strings = ["; ".join(t for j, t in enumerate(texts) if m >> j & 1) for m in masks.tolist()]
+        reasons[take] = np.asarray(strings, dtype=object)[inverse]
     rest = category == 0
     category[rest] = model.default_category
     reasons[rest] = model.default_reason

@@ -256,6 +256,11 @@ class ScoringSeeds(_Frozen):
     ae_map: AeMap
     pilot: PilotModel
 
+    def required_features(self) -> list[str]:
+        """The family_features columns the models read (derived quantities excluded)."""
+        used = self.welfare.features() | self.ae_map.features() | self.pilot.features()
+        return sorted((used - set(DERIVED)) | {"family_id", "region", "settlement_type", "members"})
+
     @property
     def ae_version(self) -> str:
         return f"ae-map {self.ae_map.version} (welfare {self.welfare.version})"

@@ -8,7 +8,6 @@ import pandas as pd
 
 from family_pipeline.catalog import catalog
 from family_pipeline.scoring import ScoringSeeds, score_families, scoring_seeds
-from family_pipeline.scoring.seeds import DERIVED
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -20,15 +19,10 @@ BASELINE = {
 }
 
 
-def feature_names(seeds: ScoringSeeds) -> set[str]:
-    used = seeds.welfare.features() | seeds.ae_map.features() | seeds.pilot.features()
-    return (used - set(DERIVED)) | {"family_id", "region", "settlement_type", "members"}
-
-
 def families(*rows: dict, seeds: ScoringSeeds | None = None) -> pd.DataFrame:
     """One family per ``rows`` entry: the baseline, overridden by the entry; other columns 0."""
     seeds = seeds or scoring_seeds()
-    names = sorted(feature_names(seeds))
+    names = seeds.required_features()
     records = []
     for i, row in enumerate(rows):
         record = {name: 0 for name in names} | BASELINE | {"family_id": i + 1} | row
