@@ -1,0 +1,126 @@
+"""The families assets end to end on the small synthetic country: registries → resolution →
+families → family_features, on a real Dagster instance, measured against the truth."""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from family_pipeline.catalog import catalog
+from family_pipeline.defs.families import FAMILIES, FAMILY_FEATURES, FAMILY_MEMBERS, ONE_FAMILY_CHECK
+from family_pipeline.defs.registries import registry_key
+from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, ANOMALY_SUMMARY, CANDIDATES, MENTIONS, PERSONS, REVIEW, XREF
+from family_pipeline.evaluation import evaluate
+from family_pipeline.families import RULES, feature_dictionary
+from family_pipeline.lib.lake import Lake
+from family_pipeline_tests.conftest import copy_country, run_on_instance
+
+UPSTREAM = [registry_key(s.code) for s in catalog().registries] + [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES,
+                                                                    ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
+
+
+@pytest.fixture(scope="module")
+def families_run(small_country, tmp_path_factory):
+    root = copy_country(small_country, tmp_path_factory.mktemp("families"))
+    result, _ = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "family_map",
+                                UPSTREAM + [FAMILY_MEMBERS, FAMILIES, FAMILY_FEATURES])
+    assert result.success
+    return {"root": root, "lake": Lake(root), "result": result}
+
+
+def _metadata(result, key):
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key == key)
+    return event.materialization.metadata
+
+
+def test_families_reach_the_accuracy_goal_and_report_it(families_run):
+    meta = _metadata(families_run["result"], FAMILY_MEMBERS)
+    assert meta["truth_exact_family_rate"].value >= 0.97
+    assert meta["truth_pairwise_f1"].value >= 0.98
+    report = evaluate(families_run["root"])["families"]
+    assert report["status"] == "ok"
+    assert report["families"]["exact_family_rate"] == meta["truth_exact_family_rate"].value
+    assert abs(report["families"]["persons_per_family"] - report["families"]["true_persons_per_family"]) < 0.15
+    checks = families_run["result"].get_asset_check_evaluations()
+    assert [c.passed for c in checks if c.check_name == ONE_FAMILY_CHECK] == [True]
+
+
+def test_tables_keep_the_contract(families_run):
+    lake = families_run["lake"]
+    members = lake.read("families", "family_members").to_pandas()
+    families = lake.read("families", "families").to_pandas()
+    persons = lake.read("resolution", "persons").to_pandas()
+    assert list(members.columns) == ["person_id", "family_id", "role", "rule"]
+    assert members.person_id.is_unique and set(members.rule) <= set(RULES)
+    assert set(members.role) <= {"head", "spouse", "child", "single"}
+    assert persons.set_index("person_id").alive.reindex(members.person_id).all()   # the living only
+    assert set(families.columns) >= {"family_id", "region", "settlement_type", "members", "head_person_id", "family_type"}
+    assert families.family_id.is_unique and set(families.family_id) == set(members.family_id)
+    size = members.groupby("family_id").size()
+    assert (families.set_index("family_id").members == size.reindex(families.family_id).to_numpy()).all()
+    assert set(families.settlement_type) <= {"city", "village"}
+    assert families.region.str.match(r"^KZ-\d\d$").all()
+
+
+def test_features_columns_are_exactly_the_dictionary(families_run):
+    lake = families_run["lake"]
+    features = lake.read("families", "family_features").to_pandas()
+    dictionary = feature_dictionary()
+    assert list(features.columns) == list(dictionary.names)
+    families = lake.read("families", "families").to_pandas()
+    assert len(features) == len(families) and features.family_id.is_unique
+    for name, dtype in dictionary.dtypes.items():
+        kind = features[name].dtype
+        expected = {"int64": np.int64, "float64": np.float64, "bool": np.bool_}.get(dtype)
+        if expected is not None:
+            assert kind == expected, name
+        else:
+            assert pd.api.types.is_string_dtype(kind) or kind == object, name
+    assert (features.members >= 1).all()
+    assert (features.adults + features.children_under_18 == features.members).all()
+    assert np.allclose(features.income_pc * features.members, features.income_total, atol=features.members)
+    assert features.income_total.gt(0).mean() > 0.8
+    meta = _metadata(families_run["result"], FAMILY_FEATURES)
+    assert meta["columns"].value == len(dictionary.names)
+    assert meta["dictionary"].value.endswith("family_features.yaml")
+
+
+def test_feature_income_follows_the_truth(families_run, small_country):
+    """Per-capita income of each family against the truth, where the family was recovered."""
+    from family_pipeline.evaluation.families import golden_to_truth
+
+    lake = families_run["lake"]
+    features = lake.read("families", "family_features").to_pandas()
+    families = lake.read("families", "families").to_pandas()
+    xref = lake.read("resolution", "person_xref").to_pandas()
+    mapping = golden_to_truth(xref, pd.read_parquet(small_country / "truth/mentions.parquet"))
+    truth_persons = pd.read_parquet(small_country / "truth/persons.parquet", columns=["person_id", "family_id"])
+    truth_families = pd.read_parquet(small_country / "truth/families.parquet", columns=["family_id", "income_pc", "members"])
+    heads = families[["family_id", "head_person_id"]].merge(mapping, left_on="head_person_id", right_on="person_id")
+    heads = heads.merge(truth_persons.rename(columns={"person_id": "true_id", "family_id": "true_family"}), on="true_id")
+    joined = features.merge(heads[["family_id", "true_family"]], on="family_id").merge(
+        truth_families, left_on="true_family", right_on="family_id", suffixes=("", "_true"))
+    same = joined[joined.members == joined.members_true]
+    assert len(same) > 0.9 * len(features)
+    assert np.corrcoef(same.income_pc, same.income_pc_true)[0, 1] > 0.9
+
+
+def test_no_personal_data_in_families_metadata(families_run, small_country):
+    truth = pd.read_parquet(small_country / "truth/persons.parquet", columns=["iin", "last_name"])
+    members = pq.read_table(families_run["lake"].table("families", "family_members"), columns=["person_id"])
+    ids = {str(v) for v in members.column("person_id").to_pylist()}
+    secrets = set(truth.iin.astype(str)) | set(truth.last_name.astype(str))
+    for key in (FAMILY_MEMBERS, FAMILIES, FAMILY_FEATURES):
+        text = str({k: v.value for k, v in _metadata(families_run["result"], key).items()})
+        assert not any(s in text for s in secrets if len(s) > 3)
+        assert not any(i in text for i in ids)
+
+
+def test_rematerializing_gives_byte_identical_tables(families_run, tmp_path_factory):
+    lake = families_run["lake"]
+    before = {name: lake.table("families", name).read_bytes() for name in ("family_members", "families", "family_features")}
+    result, _ = run_on_instance(families_run["root"], tmp_path_factory.mktemp("again"), "family_map",
+                                [FAMILY_MEMBERS, FAMILIES, FAMILY_FEATURES])
+    assert result.success
+    for name, data in before.items():
+        assert lake.table("families", name).read_bytes() == data, name
