@@ -23,7 +23,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from family_pipeline.warehouse.bulk import duckdb_insert, postgres_copy
@@ -129,16 +128,17 @@ class Warehouse:
     # ------------------------------------------------------------------ publishing
     def publish(self, spec: MartSpec, source: Path | str | pa.Table, snapshot: Snapshot,
                 keep_snapshots: int = 1) -> PublishResult:
-        """Publish ``source`` (a Parquet file or an Arrow table) as the mart's ``snapshot``,
+        """Publish ``source`` (a Parquet file or folder, or an Arrow table) as the mart's ``snapshot``,
         replacing that snapshot if it exists, in one transaction."""
         t0 = time.perf_counter()
         shaper = duckdb.connect()  # the PostgreSQL path shapes rows here; the DuckDB path in the warehouse
         try:
             if isinstance(source, pa.Table):
                 shaper.register(_SOURCE_VIEW, source)
-                expression, schema = _SOURCE_VIEW, source.schema
+                expression = _SOURCE_VIEW
             else:
-                expression, schema = f"read_parquet({_literal(str(Path(source)))})", pq.read_schema(source)
+                expression = parquet_scan(source)
+            schema = shaper.sql(f"SELECT * FROM {expression} LIMIT 0").to_arrow_table().schema
             query = mart_query(spec, schema, expression, snapshot.date, snapshot.run_id)
             out_schema = query.relation(shaper).limit(0).to_arrow_table().schema
             with self.engine.begin() as conn:
@@ -241,6 +241,17 @@ def _columns(conn: sa.Connection, schema: str, table: str) -> dict[str, str]:
         "WHERE table_schema = :schema AND table_name = :table ORDER BY ordinal_position"),
         {"schema": schema, "table": table})
     return {name: kind for name, kind in rows}
+
+
+def parquet_scan(path: Path | str) -> str:
+    """DuckDB's scan of a Parquet file, or of a folder of Hive-partitioned files
+    (``<table>.parquet/region=KZ-10/…``, the partition columns included)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"read_parquet({_literal(str(path / '**' / '*.parquet'))}, hive_partitioning = true)"
+    if not path.exists():
+        raise FileNotFoundError(f"no table at {path}: materialize its upstream asset first")
+    return f"read_parquet({_literal(str(path))})"
 
 
 def _literal(text: str) -> str:

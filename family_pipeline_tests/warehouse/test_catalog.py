@@ -24,6 +24,8 @@ def test_shipped_catalog_has_every_mart_in_its_schema():
     assert catalog.mart("persons").source.stage == "resolution"
     assert catalog.mart("dq_alerts").source.database == "alerts"
     assert catalog.mart("families").pseudonymize == {"head_person_id": "head_person_key"}
+    assert catalog.mart("juror_longlist").pseudonymize == {"person_id": "person_key"}
+    assert all(m.enabled for m in catalog.marts)
     for mart in catalog.marts:
         if mart.schema_name == ANALYTICS:
             # every identifying column a stage might add is dropped on the way

@@ -212,3 +212,18 @@ def test_postgres_copy_streams_a_large_table(postgres_db, tmp_path):
         warehouse.publish(_spec("big"), path, Snapshot(DAY, "run-2"))
         assert _count(warehouse, "analytics.big") == n
     assert peak < 32 * 2**20, f"Python allocations peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_a_partitioned_lake_table_is_published_with_its_partition_column(warehouse, tmp_path):
+    """A lake table written as a folder of region partitions (as the juror long-list is)."""
+    import pyarrow.parquet as pq
+
+    table = pa.table({"place": pa.array([1, 2, 1], pa.int64()), "person_id": pa.array([11, 12, 13], pa.int64()),
+                      "region": ["KZ-10", "KZ-10", "KZ-71"]})
+    folder = tmp_path / "juror_longlist.parquet"
+    pq.write_to_dataset(table, folder, partition_cols=["region"])
+    result = warehouse.publish(mart_catalog().mart("juror_longlist"), folder, Snapshot(DAY, "run-1"))
+    assert result.rows == 3 and result.pseudonymized == ("person_id",)
+    back = warehouse.read("analytics.juror_longlist").sort_values("person_key")
+    assert sorted(back.region) == ["KZ-10", "KZ-10", "KZ-71"] and "person_id" not in back.columns
+    assert sorted(back.person_key) == sorted(pseudonyms(["11", "12", "13"]))
