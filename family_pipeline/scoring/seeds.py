@@ -39,6 +39,7 @@ __all__ = [
 #: quantities the scoring computes from family_features (usable wherever a feature name is)
 DERIVED = {
     "income_before_asp_pc": "cash income per member before targeted social assistance, KZT/month",
+    "imputed_income_pc": "cash per member the registries do not show (an LLP's yield, a missing pension), KZT/month",
     "produce_pc": "estimated monthly value of home produce (livestock, land) per member, KZT",
     "consumption_estimate_pc": "estimated consumption per member: realised income plus home produce, KZT/month",
     "poverty_line": "the family's poverty line (regional median share, floored by the subsistence minimum), KZT/month",
@@ -83,10 +84,21 @@ class ProduceItem(_Frozen):
     meaning: str
 
 
+class ImputedIncome(_Frozen):
+    """Cash the family has although the registries read do not show it: ``kzt_per_unit`` per
+    unit of ``feature``, counted only where ``when_zero`` (a feature) is 0, when given."""
+
+    feature: str
+    when_zero: str | None = None
+    kzt_per_unit: float = Field(ge=0)
+    meaning: str
+
+
 class WelfareSpec(_Frozen):
     version: str
     poverty_line: PovertyLine
     income: IncomeSpec
+    imputed_income: tuple[ImputedIncome, ...] = ()
     produce: tuple[ProduceItem, ...]
 
     _v = field_validator("version", mode="before")(_version)
@@ -95,6 +107,8 @@ class WelfareSpec(_Frozen):
         names = {self.income.feature, *self.income.subtract}
         for item in self.produce:
             names |= {item.feature, *item.minus}
+        for extra in self.imputed_income:
+            names |= {extra.feature} | ({extra.when_zero} if extra.when_zero else set())
         return names
 
 
@@ -322,6 +336,10 @@ def load_welfare(path: Path, known: set[str] | None = None) -> WelfareSpec:
     spec = _load(path, WelfareSpec)
     used = {spec.income.feature: "income.feature"}
     used |= {n: f"income.subtract.{k}" for k, n in enumerate(spec.income.subtract)}
+    for k, extra in enumerate(spec.imputed_income):
+        used |= {extra.feature: f"imputed_income.{k}.feature"}
+        if extra.when_zero:
+            used |= {extra.when_zero: f"imputed_income.{k}.when_zero"}
     for k, item in enumerate(spec.produce):
         used |= {item.feature: f"produce.{k}.feature"} | {n: f"produce.{k}.minus" for n in item.minus}
     _check_names(path, used, known)

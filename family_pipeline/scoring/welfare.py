@@ -1,6 +1,7 @@
 """Material welfare of a family estimated from its features: income before targeted social
-assistance, what its land and livestock produce for its own table, and the ratio of the two to
-the family's poverty line. Both scoring models build on these quantities.
+assistance (plus cash the registries read cannot show, such as an LLP's yield to its owner),
+what its land and livestock produce for its own table, and the ratio of the two to the family's
+poverty line. Both scoring models build on these quantities.
 
 Income poverty is offset here by what holdings produce: a family with little cash but cattle or
 a field eats from them, the way the generator's latent consumption (and real households) do.
@@ -47,6 +48,13 @@ def derived_quantities(features: pd.DataFrame, spec: WelfareSpec, regions: Itera
     for name in spec.income.subtract:
         income = income - feature_values(features, name)
     income = np.maximum(income, 0)
+    imputed = np.zeros(len(features))
+    for extra in spec.imputed_income:
+        units = np.maximum(feature_values(features, extra.feature), 0)
+        if extra.when_zero:
+            units = np.where(feature_values(features, extra.when_zero) == 0, units, 0)
+        imputed += units * extra.kzt_per_unit
+    imputed_pc = imputed / members
     produce = np.zeros(len(features))
     for item in spec.produce:
         units = feature_values(features, item.feature)
@@ -57,10 +65,11 @@ def derived_quantities(features: pd.DataFrame, spec: WelfareSpec, regions: Itera
             units = np.minimum(units, item.cap)
         produce += units * item.kzt_per_unit
     produce_pc = produce / members
-    consumption = spec.income.realisation * income + produce_pc
+    consumption = spec.income.realisation * (income + imputed_pc) + produce_pc
     line = poverty_lines(features["region"], spec, regions, money)
     return pd.DataFrame({
         "income_before_asp_pc": income,
+        "imputed_income_pc": imputed_pc,
         "produce_pc": produce_pc,
         "consumption_estimate_pc": consumption,
         "poverty_line": line,

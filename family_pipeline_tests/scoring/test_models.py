@@ -140,3 +140,18 @@ def test_category_summary_counts_every_family_once_per_model_and_draws_a_chart()
     assert np.isclose(summary.groupby(["model", "region"]).share.sum(), 1).all()
     chart = distribution_markdown(summary, "ae_map", list("ABCDE"), "A–E")
     assert "data:image/svg+xml;base64," in chart and "| KZ-71 |" in chart and "50%" in chart
+
+
+def test_cash_the_registries_miss_is_imputed_only_where_it_is_missing():
+    no_income = {"income_pc": 0.0, "income_pc_no_asp": 0.0, "working_adults": 0, "members": 1, "adults": 1}
+    scored = score(no_income, no_income | {"legal_entities_active": 1},
+                   no_income | {"pensioners": 1}, no_income | {"pensioners": 1, "income_pension": 90_000.0,
+                                                               "income_pc": 90_000.0, "income_pc_no_asp": 90_000.0})
+    ratio = scored.welfare_ratio.tolist()
+    assert scored.ae_category.iloc[0] == "E"
+    # an LLP owner lives on its yield; a pensioner has a pension even when no payment record is read
+    assert scored.ae_category.iloc[1] not in ("D", "E") and ratio[1] > 1
+    assert ratio[2] > 1
+    # a pension that is on record is not counted twice
+    line = 0.35 * 115_000  # Shymkent's median income (seeds/regions.csv) × the ASP share
+    assert ratio[3] == pytest.approx(scoring_seeds().welfare.income.realisation * 90_000 / line, rel=1e-3)
