@@ -40,31 +40,49 @@ FORMATION_REGISTRIES = ("gbd_fl", "address_register", "household_books", "zags_m
 
 
 class Crosswalk:
-    """``resolution/person_xref`` read once and cut by (registry, reference group).
+    """``resolution/person_xref`` cut by (registry, reference group).
 
-    The file is read column-pruned (registry, record_id, group, person_id) and sorted by
-    registry and group, so every slice is a zero-copy range instead of a scan of the file.
+    Up to ``IN_MEMORY_ROWS`` rows the file is read once, column-pruned and sorted by registry and
+    group, so every slice is a zero-copy range instead of a scan of the file. A larger crosswalk
+    (a national one holds some 270M references) is read slice by slice with a filter on the
+    registry: the file is written registry after registry, so row-group statistics let the
+    reader skip everything else.
     """
 
-    def __init__(self, table: pa.Table):
+    IN_MEMORY_ROWS = 60_000_000
+
+    def __init__(self, table: pa.Table | None = None, path=None):
+        self._path = path
+        self._ranges: dict[str, tuple[int, int]] = {}
+        self._table = None
+        if table is None:
+            return
         table = table.sort_by([("registry", "ascending"), ("group", "ascending")])
         keys = pc.binary_join_element_wise(table.column("registry").cast(pa.string()),
                                            table.column("group").cast(pa.string()), "|")
-        values, counts = pc.value_counts(keys).flatten() if len(keys) else (pa.array([], pa.string()), pa.array([], pa.int64()))
-        ends = np.cumsum(counts.to_numpy(zero_copy_only=False))
-        # value_counts keeps first-seen order, which is the sorted order here
-        self._ranges = {k: (int(e - c), int(e)) for k, c, e in zip(values.to_pylist(), counts.to_pylist(), ends)}
+        if len(keys):
+            values, counts = pc.value_counts(keys).flatten()
+            ends = np.cumsum(counts.to_numpy(zero_copy_only=False))
+            # value_counts keeps first-seen order, which is the sorted order here
+            self._ranges = {k: (int(e - c), int(e)) for k, c, e in zip(values.to_pylist(), counts.to_pylist(), ends)}
         self._table = table.select(["record_id", "person_id"])
 
     @classmethod
     def load(cls, store: Lake, registries: list[str] | None = None) -> Crosswalk:
+        path = store.table("resolution", "person_xref")
+        if pq.ParquetFile(path).metadata.num_rows > cls.IN_MEMORY_ROWS:
+            return cls(path=path)
         filters = [("registry", "in", list(registries))] if registries else None
-        return cls(pq.read_table(store.table("resolution", "person_xref"),
-                                 columns=["registry", "record_id", "group", "person_id"], filters=filters))
+        return cls(pq.read_table(path, columns=["registry", "record_id", "group", "person_id"], filters=filters))
 
     def slice(self, registry: str, group: str) -> pd.DataFrame:
-        start, end = self._ranges.get(f"{registry}|{group}", (0, 0))
-        frame = self._table.slice(start, end - start).to_pandas()
+        if self._table is not None:
+            start, end = self._ranges.get(f"{registry}|{group}", (0, 0))
+            part = self._table.slice(start, end - start)
+        else:
+            part = pq.read_table(self._path, columns=["record_id", "person_id"],
+                                 filters=[("registry", "=", registry), ("group", "=", group)])
+        frame = part.to_pandas()
         frame["person_id"] = frame.person_id.astype("Int64")  # stays exact through left joins
         return frame.drop_duplicates("record_id")
 
