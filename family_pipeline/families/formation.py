@@ -198,7 +198,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     ended = m.divorce_date.notna() | (m.last_divorce.notna() & (m.marriage_date.isna() | (m.last_divorce >= m.marriage_date)))
     m = m[~ended.to_numpy()]
     m = pd.DataFrame({"a": ix(m.husband_id), "b": ix(m.wife_id), "date": m.marriage_date.to_numpy()})
-    m = m[(m.a >= 0) & (m.b >= 0)].drop_duplicates(["a", "b"])
+    m = m[(m.a >= 0) & (m.b >= 0)]  # a pair recorded twice is kept once by _one_per_person
     married = _one_per_person(m.assign(date=m.date.fillna(pd.Timestamp.min)), ["date"], [False])
 
     partner = np.full(n, NONE)
@@ -212,7 +212,11 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     # ---------------------------------------------------------------- 2. cohabitation with a common child
     births = inputs.births
     b = pd.DataFrame({"child": ix(births.child_id), "mother": ix(births.mother_id), "father": ix(births.father_id)})
-    b = b[b.child >= 0].drop_duplicates("child", keep="first")
+    # one birth record per child: the one naming most living parents, then the lowest record id
+    b["known"] = (b.mother >= 0).astype(np.int64) + (b.father >= 0).astype(np.int64)
+    b["record_id"] = births.record_id.astype("object").fillna("").astype(str).to_numpy()
+    b = b[b.child >= 0].sort_values(["child", "known", "record_id"], ascending=[True, False, True], kind="mergesort")
+    b = b.drop_duplicates("child")
     cp = b[(b.mother >= 0) & (b.father >= 0)]
     cp = cp.groupby(["father", "mother"], sort=True).size().rename("children").reset_index()
     cp = cp.rename(columns={"father": "a", "mother": "b"})

@@ -309,6 +309,9 @@ def test_same_input_in_any_order_gives_identical_families():
         c.birth(i + 4, mum, dad)
         if i % 8 == 0:
             c.study(i + 4)
+        if i % 12 == 0:   # conflicting duplicates: a second marriage and a second birth record
+            c.marry(dad, c.person(100 + i, "F", 30, address=f"ул. Абая, д. {i}"), f"20{10 + i % 10}-01-01")
+            c.birth(i + 3, 100 + i, dad)
     first = form_families(c.inputs())
     shuffled = c.inputs()
     shuffled = FormationInputs(**{k: (v.sample(frac=1, random_state=3) if isinstance(v, pd.DataFrame) else v)
