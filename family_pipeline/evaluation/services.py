@@ -69,6 +69,11 @@ def housing_accuracy(audit: pd.DataFrame, truth_queue: pd.DataFrame, person_map:
         all_pred.append(predicted)
         all_true.append(actual)
     out["per_reason"] = per_reason
+    # the address register holds the living: a dead applicant's registration cannot be checked
+    dead = true_sets.map(lambda reasons: "dead" in reasons).to_numpy(bool)
+    registration = [list(HOUSING_REASONS).index(n) for n in ("no_registration", "registered_too_briefly")]
+    out["misses_unobservable_dead_registration"] = int(sum(
+        (all_true[i] & ~all_pred[i] & dead).sum() for i in registration))
     out["overall_pairs"] = _pr(np.concatenate(all_pred), np.concatenate(all_true))
     out["ineligible"] = _pr(np.any(all_pred, axis=0), np.any(all_true, axis=0))
     return out
