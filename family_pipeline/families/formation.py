@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.families.sources import FormationInputs
 
@@ -60,6 +62,7 @@ __all__ = [
     "address_keys",
     "age_years",
     "family_ids",
+    "has_flat_number",
     "form_families",
     "surname_stem",
 ]
@@ -68,7 +71,7 @@ RULES = ("marriage", "cohabitation_shared_child", "cohabitation_address", "child
          "child_disabled_dependent", "guardianship", "child_address", "single_parent", "one_person")
 NONE = np.int64(-1)
 #: a flat number in an address ("кв. 12", "кв.12", "apt 12")
-FLAT_PATTERN = r"(?i)\bкв\.?\s*\d|\bapt\.?\s*\d"
+FLAT_PATTERN = r"(^| )(кв|apt) ?\d"  # on normalised text (see has_flat_number)
 
 
 @dataclass(frozen=True)
@@ -101,21 +104,30 @@ def age_years(birth: pd.Series | np.ndarray, on: dt.date) -> np.ndarray:
     return np.where(np.isnan(age), -1, age).astype(np.int64)
 
 
-def _normal_text(s: pd.Series) -> pd.Series:
-    return s.astype("object").fillna("").astype(str).str.casefold().str.replace(r"[\s.,]+", " ", regex=True).str.strip()
+def _normal_text(values) -> pa.Array:
+    """Lower case, runs of spaces and punctuation as one space, trimmed ('' when missing)."""
+    arr = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+    arr = pc.utf8_lower(pc.fill_null(arr, ""))
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[\s.,]+", " "))
 
 
-def address_keys(region: pd.Series, address: pd.Series) -> pd.Series:
+def address_keys(region, address) -> np.ndarray:
     """Comparable address: region + normalised text ('' when the address is unknown)."""
     text = _normal_text(address)
-    return pd.Series(np.where(text.to_numpy() == "", "", (region.astype("object").fillna("").astype(str) + "|" + text).to_numpy()),
-                     index=address.index, dtype="object")
+    reg = pc.fill_null(pa.array(np.asarray(region, dtype=object), type=pa.string(), from_pandas=True), "")
+    keys = pc.if_else(pc.equal(text, ""), "", pc.binary_join_element_wise(reg, text, "|"))
+    return np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def surname_stem(last_name: pd.Series) -> pd.Series:
+def has_flat_number(address) -> np.ndarray:
+    """True where an address names a flat ("кв. 12", "apt 12")."""
+    return pc.match_substring_regex(_normal_text(address), FLAT_PATTERN).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def surname_stem(last_name) -> np.ndarray:
     """A surname folded to the form shared by both sexes (Иванова/Иванов → иванов)."""
-    s = _normal_text(last_name)
-    return s.str.replace(r"(ов|ев|ёв|ин|ын)а$", r"\1", regex=True)
+    stem = pc.replace_substring_regex(_normal_text(last_name), r"(ов|ев|ёв|ин|ын)а$", r"\1")
+    return np.asarray(stem.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def family_ids(head_person_id: np.ndarray) -> np.ndarray:
@@ -175,10 +187,10 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     adr = adr.set_index("person_id").reindex(pid)
     region = res.region.astype("object").where(res.region.notna(), adr.region.to_numpy()).to_numpy()
     address = adr.address.astype("object").where(adr.address.notna(), res.address.to_numpy()).to_numpy()
-    key = address_keys(pd.Series(region), pd.Series(address)).to_numpy()
+    key = address_keys(region, address)
     addr_code = pd.factorize(pd.Series(key), sort=True)[0].astype(np.int64)
     addr_code[key == ""] = -1
-    stem = surname_stem(res.last_name).to_numpy()
+    stem = surname_stem(res.last_name)
 
     student = np.zeros(n, bool)
     st = ix(inputs.students.person_id[inputs.students.full_time.astype(bool)])
@@ -358,7 +370,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     rb = ix(inputs.rural.person_id)
     in_book[rb[rb >= 0]] = True
     village = np.bincount(placed[in_book], minlength=n) > 0
-    no_flat = ~pd.Series(address, dtype="object").fillna("").astype(str).str.contains(FLAT_PATTERN, regex=True).to_numpy()
+    no_flat = ~has_flat_number(address)
     village |= no_flat & (key != "")
     families = pd.DataFrame({
         "family_id": fid[heads],
