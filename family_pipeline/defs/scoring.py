@@ -23,6 +23,8 @@ FAMILY_FEATURES = dg.AssetKey(["families", "family_features"])
 FAMILY_SCORES = dg.AssetKey([GROUP, "family_scores"])
 CATEGORY_SUMMARY = dg.AssetKey([GROUP, "category_summary"])
 OWNER = "team:data-engineering"
+#: every family of family_features scored exactly once, with a category and both model versions
+EVERY_FAMILY_CHECK = "every_family_scored_once"
 
 
 @dg.asset(
@@ -32,12 +34,15 @@ OWNER = "team:data-engineering"
     kinds={"parquet"},
     owners=[OWNER],
     code_version="1",
+    check_specs=[dg.AssetCheckSpec(EVERY_FAMILY_CHECK, asset=FAMILY_SCORES,
+                                   description="Every family of family_features has exactly one row, a category "
+                                               "in both models and both model versions.")],
     description="Every family's A–E category (A prosperous … E critical) with its score, the five "
                 "dimension scores (economic, social, housing, health, education) and top reasons; its "
                 "six-category pilot category (1 no money for food … 6 high well-being) with the criteria "
                 "that placed it; both model versions on every row. Models: seeds/scoring/.",
 )
-def family_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def family_scores(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.lake()
     t0 = time.perf_counter()
     seeds = load_scoring_seeds()
@@ -74,7 +79,17 @@ def family_scores(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
                 meta[f"truth_{model}_exclusion_error"] = accuracy[model]["exclusion_error"]
             meta["truth_accuracy"] = dg.MetadataValue.json(
                 {m: {k: v for k, v in accuracy[m].items() if k != "by_region"} for m in ("ae_map", "pilot")})
-    return dg.MaterializeResult(metadata=meta)
+    yield dg.MaterializeResult(metadata=meta)
+    unscored = int((~features.family_id.isin(scores.family_id)).sum())
+    repeated = int(scores.family_id.duplicated().sum())
+    uncategorised = int((~scores.ae_category.isin(list("ABCDE")) | ~scores.pilot_category.between(1, 6)).sum())
+    unversioned = int((scores.ae_model_version != seeds.ae_version).sum()
+                      + (scores.pilot_model_version != seeds.pilot_version).sum())
+    yield dg.AssetCheckResult(check_name=EVERY_FAMILY_CHECK, asset_key=FAMILY_SCORES,
+                              passed=unscored + repeated + uncategorised + unversioned == 0,
+                              metadata={"families_not_scored": unscored, "families_scored_twice": repeated,
+                                        "rows_without_category": uncategorised,
+                                        "rows_without_model_version": unversioned})
 
 
 @dg.asset(

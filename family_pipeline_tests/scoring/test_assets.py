@@ -10,7 +10,14 @@ import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.resources import LakeResource
-from family_pipeline.defs.scoring import CATEGORY_SUMMARY, FAMILY_FEATURES, FAMILY_SCORES, category_summary, family_scores
+from family_pipeline.defs.scoring import (
+    CATEGORY_SUMMARY,
+    EVERY_FAMILY_CHECK,
+    FAMILY_FEATURES,
+    FAMILY_SCORES,
+    category_summary,
+    family_scores,
+)
 from family_pipeline.evaluation import SECTIONS, evaluate
 from family_pipeline.ingestion import ingest_registry
 from family_pipeline.lib.lake import Lake, write_parquet
@@ -37,6 +44,8 @@ def test_assets_score_a_lake_and_summarise_it(tmp_path):
     assert meta[FAMILY_SCORES]["dagster/row_count"].value == 4
     assert meta[FAMILY_SCORES]["subsistence_minimum"].value == 50_851
     assert "truth_accuracy" not in meta[FAMILY_SCORES]  # no truth in this lake
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [(EVERY_FAMILY_CHECK, True)]
     scores = lake.read("scoring", "family_scores").to_pandas()
     assert scores.pilot_category.tolist() == [4, 1, 6, 1]
     assert scores.ae_category.tolist()[1] == "E"
@@ -89,6 +98,9 @@ def test_end_to_end_every_family_scored_and_measured(scored_country):
     assert scores.ae_category.isin(list("ABCDE")).all() and scores.pilot_category.between(1, 6).all()
     assert scores.ae_model_version.nunique() == 1 and scores.pilot_model_version.nunique() == 1
     meta = _materializations(scored_country["result"])[FAMILY_SCORES]
+    checks = {c.check_name: c.passed for c in scored_country["result"].get_asset_check_evaluations()
+              if c.asset_key == FAMILY_SCORES}
+    assert checks == {EVERY_FAMILY_CHECK: True}
     report = evaluate(scored_country["root"])["scoring"]
     assert report["status"] == "ok"
     for model in ("ae_map", "pilot"):
