@@ -6,6 +6,10 @@ of the core. Where one is not (a bad link bridged two people), the component is 
 link, strongest first, and two groups are merged only when every member of one is a plausible
 match of every member of the other (complete linkage), so a record that names only "Ivanov
 Ivan" can join one Ivan Ivanov but never glue two of them together.
+
+The rebuild runs on every broken component at once: each holds a small matrix of which of its
+members are compatible, and round k takes the k-th strongest link of every component together,
+so the cost is a few array operations per round rather than Python work per link.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from family_pipeline.resolution.blocking import dense_codes, group_order, pairs_within
 
 __all__ = ["cluster"]
 
@@ -28,6 +34,78 @@ def _cores(labels: np.ndarray, support: np.ndarray) -> np.ndarray:
     return core
 
 
+def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each run of equal values in a sorted array."""
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(sorted_keys) else np.empty(0, np.int64)
+    return starts, np.diff(np.r_[starts, len(sorted_keys)])
+
+
+def _rebuild(n: int, labels: np.ndarray, broken: np.ndarray, ki: np.ndarray, kj: np.ndarray, kp: np.ndarray,
+             compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+    """Greedy complete-linkage rebuild of the ``broken`` components; (group per node of those
+    components or -1 elsewhere, links refused)."""
+    is_broken = np.zeros(int(labels.max()) + 1, bool)
+    is_broken[broken] = True
+    in_broken = is_broken[labels]
+    # members of the broken components, numbered 0..s-1 inside their component
+    nodes = np.flatnonzero(in_broken)
+    nodes = nodes[group_order(labels[nodes])]
+    starts, sizes = _runs(labels[nodes])
+    comp_of = np.full(n, -1, np.int64)
+    local_of = np.full(n, -1, np.int64)
+    comp_of[nodes] = np.repeat(np.arange(len(starts)), sizes)
+    local_of[nodes] = np.arange(len(nodes)) - np.repeat(starts, sizes)
+    # which members may share a person: every pair inside each component, judged in one call
+    pa, pb, _ = pairs_within(np.where(in_broken, labels, -1), cap=max(int(sizes.max()), 2))
+    fits = compatible(pa, pb) if len(pa) else np.empty(0, bool)
+    # links inside the broken components, strongest first; rank = position within the component
+    e = np.flatnonzero(in_broken[ki])
+    e = e[np.lexsort((kj[e], ki[e], -kp[e]))]
+    ec, eu, ev = comp_of[ki[e]], local_of[ki[e]], local_of[kj[e]]
+    by_comp = group_order(ec)
+    ec, eu, ev = ec[by_comp], eu[by_comp], ev[by_comp]
+    e_starts, e_sizes = _runs(ec)
+    rank = np.arange(len(ec)) - np.repeat(e_starts, e_sizes)
+
+    group = np.full(n, -1, np.int64)
+    refused = 0
+    width = np.maximum(1 << np.ceil(np.log2(np.maximum(sizes, 2))).astype(np.int64), 2)  # padded size
+    pair_comp = comp_of[pa]
+    widest = int(width.max())
+    for w in np.unique(width):
+        comps = np.flatnonzero(width == w)
+        slot = np.full(len(starts), -1, np.int64)
+        slot[comps] = np.arange(len(comps))
+        # compatibility matrix per component (padding is never consulted)
+        allowed = np.ones((len(comps), w, w), bool)
+        mine = np.flatnonzero(slot[pair_comp] >= 0)
+        s, la, lb = slot[pair_comp[mine]], local_of[pa[mine]], local_of[pb[mine]]
+        allowed[s, la, lb] = fits[mine]
+        allowed[s, lb, la] = fits[mine]
+        grp = np.tile(np.arange(w), (len(comps), 1))
+        sel = np.flatnonzero(slot[ec] >= 0)
+        sel = sel[group_order(rank[sel] * (len(comps) + 1) + slot[ec[sel]])]
+        r_starts, r_sizes = _runs(rank[sel])
+        for start, size in zip(r_starts.tolist(), r_sizes.tolist()):
+            k = sel[start:start + size]
+            c, u, v = slot[ec[k]], eu[k], ev[k]
+            gu, gv = grp[c, u], grp[c, v]
+            live = gu != gv
+            c, gu, gv = c[live], gu[live], gv[live]
+            if not len(c):
+                continue
+            g = grp[c]
+            in_u, in_v = g == gu[:, None], g == gv[:, None]
+            clash = (~allowed[c] & in_u[:, :, None] & in_v[:, None, :]).any(axis=(1, 2))
+            refused += int(clash.sum())
+            ok = ~clash
+            c, gv, gu, g, in_v = c[ok], gv[ok], gu[ok], g[ok], in_v[ok]
+            grp[c] = np.where(in_v, gu[:, None], g)
+        members = nodes[np.isin(comp_of[nodes], comps)]
+        group[members] = comp_of[members] * widest + grp[slot[comp_of[members]], local_of[members]]
+    return group, refused
+
+
 def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, support: np.ndarray,
             compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, dict]:
     """Cluster label per record (0..k-1 in order of first member) and statistics.
@@ -38,8 +116,10 @@ def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: floa
     """
     keep = p >= threshold
     ki, kj, kp = i[keep], j[keep], p[keep]
-    graph = coo_matrix((np.ones(len(ki)), (ki, kj)), shape=(n, n))
+    graph = coo_matrix((np.ones(len(ki), np.int8), (ki, kj)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
+    del graph
+    labels = labels.astype(np.int64)
     core = _cores(labels, support)
     members = np.flatnonzero(core[labels] != np.arange(n))
     fit = compatible(members, core[labels[members]]) if len(members) else np.empty(0, bool)
@@ -47,48 +127,10 @@ def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: floa
     stats = {"components": int(labels.max() + 1) if n else 0, "components_rebuilt": int(len(broken)),
              "links_refused": 0}
     if len(broken):
-        labels = labels.copy()
-        in_broken = np.isin(labels[ki], broken)
-        edges = np.flatnonzero(in_broken)
-        edges = edges[np.lexsort((kj[edges], ki[edges], -kp[edges]))]
-        nodes = np.flatnonzero(np.isin(labels, broken))
-        # every pair inside the rebuilt components, scored in one call
-        from family_pipeline.resolution.blocking import pairs_within
-
-        groups = np.where(np.isin(labels, broken), labels, -1)
-        pa_, pb_, _ = pairs_within(groups, cap=max(int(np.bincount(labels).max()), 2))
-        fits = dict(zip(zip(pa_.tolist(), pb_.tolist()), compatible(pa_, pb_).tolist())) if len(pa_) else {}
-        parent = {int(x): int(x) for x in nodes}
-        members = {int(x): [int(x)] for x in nodes}
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for e in edges:
-            a, b = find(int(ki[e])), find(int(kj[e]))
-            if a == b:
-                continue
-            # every member of one group must be a plausible match of every member of the other
-            if not all(fits[(min(x, y), max(x, y))] for x in members[a] for y in members[b]):
-                stats["links_refused"] += 1
-                continue
-            if len(members[a]) < len(members[b]):
-                a, b = b, a
-            parent[b] = a
-            members[a].extend(members.pop(b))
-        next_label = labels.max() + 1
-        roots = {}
-        for x in nodes:
-            r = find(int(x))
-            if r not in roots:
-                roots[r] = next_label
-                next_label += 1
-            labels[x] = roots[r]
-    # renumber in order of first member
-    _, first_idx, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.empty(len(first_idx), np.int64)
-    rank[np.argsort(first_idx, kind="stable")] = np.arange(len(first_idx))
-    return rank[inverse], stats
+        group, refused = _rebuild(n, labels, broken, ki, kj, kp, compatible)
+        stats["links_refused"] = refused
+        rebuilt = group >= 0
+        # a rebuilt group is told apart from the untouched components by a flag column
+        labels = np.where(rebuilt, group, labels)
+        return dense_codes([rebuilt.astype(np.int64), labels]), stats  # numbered by first member
+    return dense_codes([labels]), stats  # numbered in order of first member

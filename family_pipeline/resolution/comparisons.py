@@ -11,6 +11,7 @@ ones swapped: optimal string alignment distance 1).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -24,9 +25,14 @@ CLOSE, SIMILAR = 0.92, 0.80
 
 
 def _similarity(keys: np.ndarray, a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
+    """Score of keys[a] against keys[b] (symmetric scorers), each distinct pair of codes once."""
     if len(a) == 0:
         return np.empty(0, float)
-    return process.cpdist(keys[a].tolist(), keys[b].tolist(), scorer=scorer, workers=1)
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    inverse, distinct = pd.factorize(lo * (len(keys) + 1) + hi)
+    ua, ub = distinct // (len(keys) + 1), distinct % (len(keys) + 1)
+    scores = process.cpdist(keys[ua].tolist(), keys[ub].tolist(), scorer=scorer, workers=1)
+    return np.asarray(scores, float)[inverse]
 
 
 def _name_level(codes: np.ndarray, keys: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -96,24 +102,31 @@ def _equal_level(codes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return np.where((a < 0) | (b < 0), -1, (a == b).astype(np.int8)).astype(np.int8)
 
 
-def compare(rec: dict[str, np.ndarray], vocab: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray) -> dict[str, np.ndarray]:
-    """Levels per field for the pairs (i, j) of records ``rec`` (integer codes; see linker)."""
-    names = vocab["name"]
-    ln = _name_level(rec["last_name"], names, i, j)
-    fn = _name_level(rec["first_name"], names, i, j)
-    # swapped parts: where straight comparison is weak, compare crosswise
-    weak = np.flatnonzero((ln < 2) & (fn < 2) & (ln >= 0) & (fn >= 0))
-    if len(weak):
-        cross = _cross_level(rec["last_name"], rec["first_name"], names, i[weak], j[weak])
-        better = cross > np.maximum(ln[weak], fn[weak])
-        ln[weak[better]] = cross[better]
-        fn[weak[better]] = cross[better]
-    return {
-        "national_id": _id_level(rec["national_id"], vocab["national_id"], vocab["national_id_checked"], i, j),
-        "last_name": ln,
-        "first_name": fn,
-        "patronymic": _name_level(rec["patronymic"], vocab["patronymic"], i, j),
-        "birth_date": _date_level(rec["birth_date"], i, j),
-        "sex": _equal_level(rec["sex"], i, j),
-        "region": _equal_level(rec["region"], i, j),
-    }
+def compare(rec: dict[str, np.ndarray], vocab: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
+            fields: tuple[str, ...] = FIELDS) -> dict[str, np.ndarray]:
+    """Levels per field for the pairs (i, j) of records ``rec`` (integer codes; see linker);
+    ``fields`` limits the work to the fields asked for."""
+    out: dict[str, np.ndarray] = {}
+    if "national_id" in fields:
+        out["national_id"] = _id_level(rec["national_id"], vocab["national_id"], vocab["national_id_checked"], i, j)
+    if "last_name" in fields or "first_name" in fields:
+        names = vocab["name"]
+        ln = _name_level(rec["last_name"], names, i, j)
+        fn = _name_level(rec["first_name"], names, i, j)
+        # swapped parts: where straight comparison is weak, compare crosswise
+        weak = np.flatnonzero((ln < 2) & (fn < 2) & (ln >= 0) & (fn >= 0))
+        if len(weak):
+            cross = _cross_level(rec["last_name"], rec["first_name"], names, i[weak], j[weak])
+            better = cross > np.maximum(ln[weak], fn[weak])
+            ln[weak[better]] = cross[better]
+            fn[weak[better]] = cross[better]
+        out["last_name"], out["first_name"] = ln, fn
+    if "patronymic" in fields:
+        out["patronymic"] = _name_level(rec["patronymic"], vocab["patronymic"], i, j)
+    if "birth_date" in fields:
+        out["birth_date"] = _date_level(rec["birth_date"], i, j)
+    if "sex" in fields:
+        out["sex"] = _equal_level(rec["sex"], i, j)
+    if "region" in fields:
+        out["region"] = _equal_level(rec["region"], i, j)
+    return {f: out[f] for f in FIELDS if f in out}

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.lib.pseudonym import pseudonym_ints
+from family_pipeline.resolution.blocking import sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
 __all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "person_ids"]
@@ -29,23 +32,80 @@ def folding_registries(catalog) -> frozenset[str]:
     return frozenset(r.code for r in catalog.registries if r.source.encoding == "cp1251")
 
 
-def _ranked_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes that order like the values (-1 missing), sorting only the distinct values."""
-    codes, values = pd.factorize(column, use_na_sentinel=True)
-    values = np.asarray(values, dtype=object)
-    order = np.argsort(values.astype(str), kind="stable")
+def _arrow(column: pd.Series) -> pa.Array | None:
+    """The column as one Arrow array (strings or dates), or None where Arrow cannot take it."""
+    try:
+        arr = pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_null(arr.type):
+        return arr.cast(pa.string())
+    return arr
+
+
+def _ranked_dictionary(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(code per row into the distinct values, -1 missing; the distinct values; their order as
+    text, where Arrow could sort them)."""
+    arr = _arrow(column)
+    if arr is None:
+        codes, values = pd.factorize(column, use_na_sentinel=True)
+        return np.asarray(codes, np.int64), np.asarray(values, dtype=object), None
+    encoded = pc.dictionary_encode(arr)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    dictionary = encoded.dictionary
+    # strings sort by code point (UTF-8 bytes), dates by day: as their text would
+    order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
+    return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1], order
+
+
+def _rank(codes: np.ndarray, values: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber codes so they order like their values (as text); the values in that order."""
+    if order is None:
+        order = np.argsort(values.astype(str), kind="stable") if len(values) else np.empty(0, np.int64)
     rank = np.empty(len(values), np.int64)
     rank[order] = np.arange(len(values))
-    codes = np.asarray(codes, np.int64)
     return np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(values) else -1, -1), values[order]
 
 
+def _ranked_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes that order like the values (-1 missing), sorting only the distinct values."""
+    return _rank(*_ranked_dictionary(column))
+
+
 def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
-    """Index of the first row of each group after sorting by ``keys`` (most significant first)."""
-    order = np.lexsort(tuple(reversed((group, *keys))))
-    g = group[order]
-    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.array([], bool)
+    """Index of the first row of each group after sorting by ``keys`` (most significant first);
+    the last key must tell the rows of a group apart. Keys are packed into one integer when they
+    fit, else sorted lexicographically."""
+    columns = [np.asarray(k, np.int64) for k in (group, *keys)]
+    if len(group) == 0:
+        return np.empty(0, np.int64)
+    packed, bits = np.zeros(len(group), np.int64), 0
+    for c in columns:
+        lo, hi = int(c.min()), int(c.max())
+        width = max((hi - lo).bit_length(), 1)
+        bits += width
+        if bits > 62:
+            break
+        packed = (packed << width) | (c - lo)
+    if bits <= 62:
+        order = np.argsort(packed)
+    else:
+        order = np.lexsort(tuple(reversed(columns)))
+    g = columns[0][order]
+    first = np.r_[True, g[1:] != g[:-1]]
     return order[first]
+
+
+def _is_registry(mentions: pd.DataFrame, registries) -> np.ndarray:
+    codes, values, _ = _ranked_dictionary(mentions["registry"])
+    hit = np.array([v in registries for v in values] + [False], bool)
+    return hit[codes]  # code -1 (missing) reads the trailing False
+
+
+def _bools(column: pd.Series) -> np.ndarray:
+    return column.fillna(False).to_numpy(dtype=bool)
 
 
 def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
@@ -53,67 +113,86 @@ def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
     cluster = np.asarray(cluster, np.int64)
     iin_codes, iin_values = _ranked_codes(mentions["iin"])
-    has = (iin_codes >= 0) & mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)
-    auth = (mentions["registry"] == AUTHORITY).to_numpy()
-    rows = np.arange(len(mentions))
-    best = _first_per_group(cluster, ~has, ~auth, np.where(has, iin_codes, np.iinfo(np.int64).max), rows)
+    has = (iin_codes >= 0) & _bools(mentions["iin_valid"])
+    auth = _is_registry(mentions, {AUTHORITY})
     k = int(cluster.max()) + 1 if len(cluster) else 0
-    anchor_iin = np.full(k, -1, np.int64)
-    anchor_iin[cluster[best]] = np.where(has[best], iin_codes[best], -1)
+    # the anchor IIN of a cluster: a checked one, the authority's first, then the smallest
+    width = len(iin_values) + 1
+    anchor = np.full(k, 2 * width, np.int64)
+    np.minimum.at(anchor, cluster[has], (~auth[has]).astype(np.int64) * width + iin_codes[has])
+    anchor_iin = np.where(anchor < 2 * width, anchor % width, -1)
     first_row = np.full(k, len(mentions), np.int64)
-    np.minimum.at(first_row, cluster, rows)
+    np.minimum.at(first_row, cluster, np.arange(len(mentions)))
     size = np.bincount(cluster, minlength=k)
     claimed = np.flatnonzero(anchor_iin >= 0)
     keep = _first_per_group(anchor_iin[claimed], -size[claimed], claimed)
     owner = np.zeros(k, bool)
     owner[claimed[keep]] = True
     values = np.asarray(iin_values, dtype=object)
-    key = mentions["registry"].to_numpy(dtype=object)[first_row] + "/" + mentions["record_id"].to_numpy(dtype=object)[first_row] \
-        + "/" + mentions["group"].to_numpy(dtype=object)[first_row]
-    anchor = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
-    return pseudonym_ints(anchor)[cluster]
+    first = mentions.iloc[first_row]
+    key = first["registry"].to_numpy(dtype=object) + "/" + first["record_id"].to_numpy(dtype=object) \
+        + "/" + first["group"].to_numpy(dtype=object)
+    text = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
+    return pseudonym_ints(text)[cluster]
+
+
+def _name_codes(column: pd.Series, full_codes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranked codes of a name part, filled from the mention's full name where it is missing."""
+    codes, values, _ = _ranked_dictionary(column)
+    part_codes, part_values = pd.factorize(pd.Series(parts, dtype=object), use_na_sentinel=True)
+    merged, vocab = pd.factorize(pd.Series(np.concatenate([values, np.asarray(part_values, dtype=object)]), dtype=object))
+    merged = np.asarray(merged, np.int64)
+    own = merged[: len(values)]
+    of_part = np.append(merged[len(values):], -1)[np.where(np.asarray(part_codes) >= 0, part_codes, -1)]
+    filler = np.append(of_part, -1)[np.where(full_codes >= 0, full_codes, -1)]
+    out = np.where(codes >= 0, np.append(own, -1)[codes], filler)
+    return _rank(out, np.asarray(vocab, dtype=object))
 
 
 def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
     """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
     their votes on how a name is spelled count only where no other registry spells it."""
-    pid_values, pid_codes = np.unique(np.asarray(person_id, np.int64), return_inverse=True)
-    p = np.asarray(pid_codes, np.int64)
+    p, pid_values = pd.factorize(np.asarray(person_id, np.int64))
+    by_value = np.argsort(pid_values, kind="stable")
+    rank = np.empty(len(pid_values), np.int64)
+    rank[by_value] = np.arange(len(pid_values))
+    p, pid_values = rank[p], np.asarray(pid_values)[by_value]
     n_persons = len(pid_values)
     reg_codes, reg_values = _ranked_codes(mentions["registry"])
-    auth = (mentions["registry"] == AUTHORITY).to_numpy()
-    full_alphabet = ~mentions["registry"].isin(folding_registries).to_numpy()
+    auth = _is_registry(mentions, {AUTHORITY})
+    full_alphabet = ~_is_registry(mentions, folding_registries)
+    iin_valid = _bools(mentions["iin_valid"]) if "iin_valid" in mentions.columns else np.zeros(len(mentions), bool)
     persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
     # name parts missing in a mention come from its full name, split once per distinct full name
-    full_codes, full_uniques = pd.factorize(mentions["full_name"], use_na_sentinel=True)
-    full_codes = np.asarray(full_codes, np.int64)
+    full_codes, full_uniques, _ = _ranked_dictionary(mentions["full_name"])
     parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
+    winner: dict[str, np.ndarray] = {}
     for f in FIELDS:
         if f not in mentions.columns:
             continue
-        column = mentions[f]
         if f in ("last_name", "first_name", "patronymic"):
-            spread = parts[f].to_numpy(dtype=object)
-            filler = np.where(full_codes >= 0, spread[np.maximum(full_codes, 0)] if len(spread) else None, None)
-            column = pd.Series(np.where(column.isna().to_numpy(), filler, column.to_numpy(dtype=object)), dtype=object)
-        codes, values = _ranked_codes(column)
+            codes, values = _name_codes(mentions[f], full_codes, parts[f].to_numpy(dtype=object))
+        else:
+            codes, values = _ranked_codes(mentions[f])
         present = np.flatnonzero(codes >= 0)
         if len(present) == 0:
             persons[f] = None
             persons[f"{f}_source"] = None
             continue
-        key = p[present] * (len(values) + 1) + codes[present]
-        uniq, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-        has_auth = np.zeros(len(uniq), bool)
-        np.logical_or.at(has_auth, inverse, auth[present])
+        # one row per distinct (person, value): how many mentions, from which registries
+        inverse, uniq = pd.factorize(p[present] * (len(values) + 1) + codes[present])
+        inverse = np.asarray(inverse, np.int64)
+        count = np.bincount(inverse, minlength=len(uniq))
+        has_auth = np.bincount(inverse, weights=auth[present], minlength=len(uniq)) > 0
         source = np.full(len(uniq), np.iinfo(np.int64).max)
         np.minimum.at(source, inverse, np.where(auth[present], -1, reg_codes[present]))  # the authority, else the first registry
         spelled = np.zeros(len(uniq), np.int64)
         if f in ("last_name", "first_name", "patronymic"):
-            np.add.at(spelled, inverse, full_alphabet[present].astype(np.int64))
+            spelled = np.bincount(inverse, weights=full_alphabet[present], minlength=len(uniq)).astype(np.int64)
         checked = np.zeros(len(uniq), bool)
         if f == "iin":
-            np.logical_or.at(checked, inverse, mentions["iin_valid"].fillna(False).to_numpy(dtype=bool)[present])
+            checked = np.bincount(inverse, weights=iin_valid[present], minlength=len(uniq)) > 0
+        del inverse
         owner, value = uniq // (len(values) + 1), uniq % (len(values) + 1)
         best = _first_per_group(owner, ~checked, -spelled, -count, ~has_auth, value)
         out_values = np.full(n_persons, None, dtype=object)
@@ -124,15 +203,20 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
         out_source[owner[best]] = np.where(src < 0, AUTHORITY, reg_values[np.clip(src, 0, len(reg_values) - 1)])
         persons[f] = out_values
         persons[f"{f}_source"] = out_source
+        won = np.full(n_persons, -1, np.int64)
+        won[owner[best]] = value[best]
+        winner[f] = won
     persons["mentions"] = np.bincount(p, minlength=n_persons)
-    pairs = np.unique(p * (len(reg_values) + 1) + reg_codes)
+    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes)
     persons["registries"] = np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons)
     persons["alive"] = persons["death_date"].isna() if "death_date" in persons else True
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
     # person with the most mentions keeps it and the others are flagged for review
-    order = persons.sort_values(["iin", "mentions", "person_id"], ascending=[True, False, True], kind="stable")
-    disputed = order.iin.notna() & order.iin.duplicated(keep="first")
     persons["iin_disputed"] = False
-    persons.loc[order.index[disputed], ["iin", "iin_source"]] = None
-    persons.loc[order.index[disputed], "iin_disputed"] = True
+    if "iin" in winner:
+        holders = np.flatnonzero(winner["iin"] >= 0)
+        keeps = holders[_first_per_group(winner["iin"][holders], -persons["mentions"].to_numpy()[holders], holders)]
+        disputed = np.setdiff1d(holders, keeps)
+        persons.loc[disputed, ["iin", "iin_source"]] = None
+        persons.loc[disputed, "iin_disputed"] = True
     return persons

@@ -13,6 +13,7 @@ region written alike), so a person named identically in forty registries costs o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from family_pipeline.lib.identifiers import valid_iin_mask
-from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs
+from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs, dense_codes
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.model import FellegiSunter, pattern_codes
@@ -123,7 +124,9 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     id_c = np.where(raw_c >= 0, map_c[np.maximum(raw_c, 0)] if len(map_c) else -1, -1)
     bd = pd.to_datetime(col("birth_date"), errors="coerce").to_numpy().astype("datetime64[D]")
     days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
-    sex = col("sex").map(_SEX).fillna(-1).astype(np.int64).to_numpy()
+    sex_raw, sex_values = pd.factorize(col("sex"), use_na_sentinel=True)
+    sex_of_value = np.array([_SEX.get(v, -1) for v in sex_values], np.int64)
+    sex = np.where(sex_raw >= 0, sex_of_value[np.maximum(sex_raw, 0)] if len(sex_values) else -1, -1).astype(np.int64)
     id_v = np.asarray(id_v, dtype=object)
     if national_id == "iin":
         sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
@@ -141,10 +144,11 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
 
 def _signatures(rec: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
     """(signature per row, signature table, mention count per signature, first row per signature)."""
-    frame = pd.DataFrame(rec)
-    sig = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy().astype(np.int64)
-    first = np.full(sig.max() + 1 if len(sig) else 0, len(sig), np.int64)
-    np.minimum.at(first, sig, np.arange(len(sig)))
+    sig = dense_codes(list(rec.values()))
+    # signatures are numbered in order of first appearance: a row is a first one where it raises
+    # the running maximum
+    seen = np.maximum.accumulate(sig) if len(sig) else sig
+    first = np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]]) if len(sig) else np.empty(0, np.int64)
     table = {k: v[first] for k, v in rec.items()}
     return sig, table, np.bincount(sig), first
 
@@ -216,21 +220,40 @@ def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return a[keep], b[keep]
 
 
+class _Clock:
+    """Wall seconds per stage of a run (reported in ``LinkResult.stats["seconds"]``)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 2)
+        self._t = now
+
+
 def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
          review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000) -> LinkResult:
     """Link person records; see the module docstring. ``model`` reuses fitted parameters."""
     if national_id not in ("any", "iin"):
         raise ValueError("national_id must be 'any' or 'iin'")
+    clock = _Clock()
     rec, vocab = _prepare(records, columns, national_id)
+    clock.lap("prepare")
     row_sig, sig, support, first_row = _signatures(rec)
+    del rec
     n_sig = len(support)
     stats: dict = {"records": int(len(records)), "signatures": int(n_sig)}
+    clock.lap("signatures")
     i, j, block_stats = candidate_pairs(_blocking_table(sig, vocab), passes or DEFAULT_PASSES)
     stats["blocking"] = block_stats
     stats["candidate_pairs"] = int(len(i))
+    clock.lap("blocking")
     levels = compare(sig, vocab, i, j)
     tf = _term_frequencies(sig, i)
+    clock.lap("compare")
     if model is None:
         model = FellegiSunter(levels=dict(LEVELS), tf_fields=("last_name", "first_name"))
         ra, rb = _random_pairs(n_sig, min(u_sample, max(n_sig * 4, 1000)), seed)
@@ -250,12 +273,15 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
         # random pairs, so the prior must describe random pairs too
         all_pairs = n_sig * (n_sig - 1) / 2
         model.prior = float(min(max(model.prior * len(i) / max(all_pairs, 1), 1e-12), 0.5))
+    clock.lap("estimate")
     p = model.probability(levels, tf) if len(i) else np.empty(0)
+    del tf
+    clock.lap("score")
 
     checked = vocab["national_id_checked"]
 
     def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        lv = compare(sig, vocab, a, b)
+        lv = compare(sig, vocab, a, b, fields=("national_id", "last_name", "first_name", "birth_date"))
         ida, idb = sig["national_id"][a], sig["national_id"][b]
         both_checked = (ida >= 0) & (idb >= 0) & checked[np.maximum(ida, 0)] & checked[np.maximum(idb, 0)]
         vouched = (lv["birth_date"] == 3) & (lv["first_name"] >= 2)  # a copied or mistyped id
@@ -264,6 +290,7 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
 
     labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible)
     stats["clustering"] = cstats
+    clock.lap("cluster")
     # the strongest link that holds each signature in its cluster
     same = labels[i] == labels[j]
     best = np.zeros(n_sig)
@@ -283,4 +310,6 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
                           **{f"level_{f}": levels[f] for f in FIELDS}})
     lo, hi = review_band
     stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
+    clock.lap("output")
+    stats["seconds"] = clock.laps
     return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model, stats=stats)

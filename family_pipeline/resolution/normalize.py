@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.lib.alphabet import FOLD_TABLE, TRANSLIT_TABLE
 
@@ -57,14 +59,21 @@ def name_codes(values: pd.Series | np.ndarray, how=name_key) -> tuple[np.ndarray
 
 
 def split_full_name(full: pd.Series) -> pd.DataFrame:
-    """'Фамилия Имя Отчество' → three columns; two words give no patronymic."""
-    parts = full.astype("string").str.strip().str.split(r"\s+", n=2, expand=True, regex=True)
-    for i in range(3):
-        if i not in parts.columns:
-            parts[i] = pd.NA
-    parts = parts[[0, 1, 2]]
-    parts.columns = ["last_name", "first_name", "patronymic"]
-    return parts.astype(object).where(parts.notna(), None)
+    """'Фамилия Имя Отчество' → three columns; two words give no patronymic. Split in Arrow: the
+    words are cut at whitespace, the third keeps the rest of the name."""
+    arr = pa.array(pd.Series(full, dtype=object).to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(arr), max_splits=2)
+    flat = pc.list_flatten(words).to_numpy(zero_copy_only=False)
+    parent = pc.list_parent_indices(words).to_numpy().astype(np.int64)
+    starts = np.asarray(words.offsets.to_numpy(zero_copy_only=False), np.int64)
+    position = np.arange(len(flat)) - starts[parent] if len(flat) else np.empty(0, np.int64)
+    out = {}
+    for k, name in enumerate(("last_name", "first_name", "patronymic")):
+        column = np.full(len(arr), None, dtype=object)
+        at = position == k
+        column[parent[at]] = flat[at]
+        out[name] = pd.Series(column, dtype=object, index=full.index if isinstance(full, pd.Series) else None)
+    return pd.DataFrame(out)
 
 
 def birth_date_from_iin(iin: np.ndarray) -> np.ndarray:
