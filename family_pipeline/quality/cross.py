@@ -1,5 +1,11 @@
 """Checks of one registry against others: the population register (ГБД ФЛ) and the civil
-register's deaths (ЗАГС), and the livestock anomalies found by resolution."""
+register's deaths (ЗАГС), and the livestock anomalies found by resolution.
+
+What every registry's checks share — the resolved persons, the population register's IINs and
+names, the crosswalk of every registry — is a :class:`Reference` built once per lake state; a
+registry's checks then cost a pass over its own rows. Names are compared through their distinct
+(written, reference) pairs, IINs as int64, so no Python runs per row.
+"""
 
 from __future__ import annotations
 
@@ -12,49 +18,145 @@ import pyarrow.compute as pc
 
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.alphabet import FOLD_TABLE
+from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
-from family_pipeline.resolution.normalize import name_codes, name_key, patronymic_stem
+from family_pipeline.resolution.normalize import name_codes, name_key
 
-__all__ = ["POPULATION_REGISTER", "Reference", "after_death", "duplicates", "livestock", "population_register"]
+__all__ = ["POPULATION_REGISTER", "Reference", "after_death", "duplicates", "livestock", "population_register",
+           "tag_disputes"]
 
 POPULATION_REGISTER = "gbd_fl"
 #: the national ear-tag format: country code and twelve digits
 TAG_PATTERN = r"KZ\d{12}"
 #: share of checked references above which a register mismatch is an ERROR
 ERROR_SHARE = 0.20
+#: a region column no role ties to a person is compared with the region of the registry's person
+#: group it agrees with on at least this share of its rows (the column evidently records where
+#: that person lives: an animal's owner, a newborn's mother); a looser agreement means the column
+#: records something else (where a marriage was registered) and a difference proves nothing
+REGION_FOLLOWS = 0.98
+#: ... measured on at least this many rows
+REGION_MIN_ROWS = 200
 _PARTS = ("last_name", "first_name", "patronymic")
+#: gendered patronymic endings as written (longest first): -ович/-ұлы forms of one father's name
+#: legitimately vary between registries, anything else in a patronymic is a spelling
+_PATRONYMIC_ENDINGS = ("овича", "евича", "ович", "евич", "овна", "евна", "ична", "ич", "ұлы", "улы", "қызы", "кызы",
+                       "оглы", "кызи")
+_NO_IIN = np.int64(-1)
+
+
+def iin_numbers(values) -> np.ndarray:
+    """IINs as int64 (-1 where missing or not twelve digits): set lookups without strings."""
+    arr = pa.array(pd.Series(values, dtype=object).where(pd.notna(values), None).to_numpy(), pa.string()) \
+        if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    ok = pc.fill_null(pc.match_substring_regex(arr, r"^[0-9]{12}$"), False)
+    return pc.if_else(ok, arr, "-1").cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``values`` (int64) found in ``sorted_set`` (sorted int64)."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return (sorted_set[at] == values) & (values >= 0)
+
+
+def _name_birth_key(last, first, birth: np.ndarray) -> np.ndarray:
+    """'surname|first name|YYMMDD' in the alphabet-free keys of resolution (None if a part is
+    missing); ``birth`` is YYMMDD as an integer, -1 unknown."""
+    lc, lv = name_codes(pd.Series(last, dtype=object))
+    fc, fv = name_codes(pd.Series(first, dtype=object))
+    ok = (lc >= 0) & (fc >= 0) & (birth >= 0)
+    out = np.full(len(ok), None, dtype=object)
+    if ok.any():
+        lk = pd.Series(lv[lc[ok]], dtype=object)
+        fk = pd.Series(fv[fc[ok]], dtype=object)
+        out[ok] = (lk + "|" + fk + "|" + pd.Series(birth[ok]).astype(str)).to_numpy(dtype=object)
+    return out
+
+
+def _birth_yymmdd(dates) -> np.ndarray:
+    """Dates as the integer YYMMDD an IIN begins with (-1 unknown), without formatting strings."""
+    d = pd.to_datetime(pd.Series(dates), errors="coerce").to_numpy().astype("datetime64[D]")
+    known = ~np.isnat(d)
+    year = d.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = d.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
+    return np.where(known, (year % 100) * 10000 + month * 100 + day, -1)
+
+
+def _unique_index(keys: np.ndarray, iins: np.ndarray, valid: np.ndarray, birth: np.ndarray) -> pd.Series:
+    """key -> IIN for keys that name one IIN only (namesakes born the same day prove nothing),
+    and only IINs that pass their check digit and begin with the birth date they are filed with
+    (an IIN the reference itself got wrong is no reference)."""
+    number = iin_numbers(iins)
+    number = np.where(valid & (number >= 0) & (number // 1_000_000 == birth), number, -1)
+    frame = pd.DataFrame({"k": keys, "i": number}).dropna()
+    frame = frame[frame.i >= 0].drop_duplicates()
+    frame = frame[~frame.k.duplicated(keep=False)]
+    return frame.set_index("k").i
 
 
 class Reference:
     """What the other registries say about people: the resolved persons (golden records, which
     follow the majority of registries, so one registry's typo does not become the reference),
-    which person each mention is, and the IINs the population register knows."""
+    which person each mention is, and the IINs, names and birth dates the population register
+    knows. Built once and shared by every registry's checks."""
 
-    def __init__(self, persons: pd.DataFrame, register_iins: pd.Series):
+    def __init__(self, persons: pd.DataFrame, register_iins: pd.Series, register: pd.DataFrame | None = None,
+                 xref: pa.Table | None = None):
         self.persons = persons.set_index("person_id")
-        self.register_iins = pa.array(pd.unique(register_iins.dropna()), pa.string())
+        self.golden = self.persons[["iin", "iin_disputed", "birth_date", "region", *_PARTS]]
+        self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
+        self.register_iins = self.register_iins[self.register_iins >= 0]
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
         #: not to the country (a one-off mistyped IIN makes a person of one record only)
         seen = self.persons[self.persons["mentions"] >= 2]
-        self.person_iins = pa.array(pd.unique(seen["iin"].dropna()), pa.string())
+        numbers = iin_numbers(seen["iin"].to_numpy(dtype=object))
+        self.person_iins = np.unique(numbers[numbers >= 0])
+        #: IIN -> records of the resolved person carrying it: which of two IINs the country uses
+        carried = iin_numbers(self.persons["iin"].to_numpy(dtype=object))
+        self.iin_mentions = pd.Series(self.persons["mentions"].to_numpy(np.int64)[carried >= 0], index=carried[carried >= 0])
+        self.iin_mentions = self.iin_mentions[~self.iin_mentions.index.duplicated()]
         self.death = pd.to_datetime(self.persons["death_date"], errors="coerce").dropna()
+        # the register by name and birth date: the IIN it gives the person so named and born
+        if register is not None and len(register):
+            birth = _birth_yymmdd(register["birth_date"])
+            keys = _name_birth_key(register["last_name"], register["first_name"], birth)
+            valid = register["iin_valid"].fillna(False).to_numpy(dtype=bool) if "iin_valid" in register \
+                else valid_iin_mask(register["iin"].to_numpy(dtype=object))
+            self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid, birth)
+        else:
+            self.register_by_name = pd.Series([], dtype=np.int64)
+        # persons the other registries know (two or more records) under an IIN the register lacks
+        outside = seen[~_member(numbers, self.register_iins) & (numbers >= 0)]
+        birth = _birth_yymmdd(outside["birth_date"])
+        keys = _name_birth_key(outside["last_name"], outside["first_name"], birth)
+        self.outside_by_name = _unique_index(keys, outside["iin"].to_numpy(dtype=object),
+                                             valid_iin_mask(outside["iin"].to_numpy(dtype=object)), birth)
+        self._xref = self._split(xref) if xref is not None else {}
 
+    @staticmethod
+    def _split(xref: pa.Table) -> dict[str, pa.Table]:
+        """The crosswalk cut by registry once: each registry's checks take their slice."""
+        registry = xref.column("registry")
+        order = pc.sort_indices(registry)
+        xref = xref.take(order)
+        codes = xref.column("registry").to_numpy(zero_copy_only=False)
+        if len(codes) == 0:
+            return {}
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], len(codes)]
+        return {str(codes[s]): xref.slice(s, e - s).drop_columns(["registry"]) for s, e in zip(starts, ends)}
 
-def _in(values: pd.Series, value_set: pa.Array) -> pd.Series:
-    """``values.isin(value_set)`` in Arrow (pandas converts a value set to Python objects)."""
-    arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), pa.string())
-    return pd.Series(pc.fill_null(pc.is_in(arr, value_set=value_set), False).to_numpy(zero_copy_only=False),
-                     index=values.index)
-
-
-def _keys(values: pd.Series, how=name_key) -> np.ndarray:
-    codes, vocab = name_codes(values.to_numpy(dtype=object), how)
-    return np.where(codes >= 0, vocab[np.maximum(codes, 0)] if len(vocab) else None, None).astype(object)
-
-
-def _as_written(values: pd.Series, fold: bool) -> pd.Series:
-    v = values.astype("string").str.strip()
-    return v.str.translate(FOLD_TABLE) if fold else v
+    def xref_of(self, code: str) -> pd.DataFrame:
+        table = self._xref.get(code)
+        if table is None:
+            return pd.DataFrame({"record_id": pd.Series([], dtype=object), "group": pd.Series([], dtype=object),
+                                 "person_id": pd.Series([], dtype=np.int64)})
+        return table.to_pandas()
 
 
 def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, group: str) -> pd.Series:
@@ -63,65 +165,158 @@ def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, grou
     return pd.Series(x.reindex(clean[spec.record_id].astype(str).to_numpy()).to_numpy(), index=clean.index)
 
 
+def _patronymic_stem(text: str) -> str:
+    for ending in _PATRONYMIC_ENDINGS:
+        if text.lower().endswith(ending) and len(text) > len(ending) + 1:
+            return text[: -len(ending)]
+    return text
+
+
+def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patronymic: bool) -> np.ndarray:
+    """Whether a name part is written otherwise than the reference has it, judged once per
+    distinct (written, reference) pair. A registry that folds Kazakh letters is compared folded;
+    a patronymic may change its gendered form (-ович / -ұлы) but not its father's name; Latin
+    letters in a Cyrillic register are a spelling of their own."""
+    a = written.astype(object).where(written.notna(), None).to_numpy(dtype=object)
+    b = theirs.astype(object).where(theirs.notna(), None).to_numpy(dtype=object)
+    both = pd.notna(a) & pd.notna(b)
+    out = np.zeros(len(a), bool)
+    if not both.any():
+        return out
+    ca, va = pd.factorize(a[both])
+    cb, vb = pd.factorize(b[both])
+    pair = ca.astype(np.int64) * (len(vb) + 1) + cb
+    uniq, codes = np.unique(pair, return_inverse=True)
+    va, vb = np.asarray(va, dtype=object), np.asarray(vb, dtype=object)
+    verdict = np.zeros(len(uniq), bool)
+    for k, (x, y) in enumerate(zip(va[uniq // (len(vb) + 1)], vb[uniq % (len(vb) + 1)])):
+        x, y = str(x).strip(), str(y).strip()
+        if fold:
+            x, y = x.translate(FOLD_TABLE), y.translate(FOLD_TABLE)
+        if patronymic:
+            latin = any("a" <= ch.lower() <= "z" for ch in x)
+            # a Kazakh letter written as its Russian look-alike counts anywhere, the ending too
+            folded = x != y and x.translate(FOLD_TABLE) == y.translate(FOLD_TABLE)
+            verdict[k] = latin or folded or _patronymic_stem(x) != _patronymic_stem(y)
+        else:
+            verdict[k] = x != y
+    out[np.flatnonzero(both)] = verdict[codes]
+    return out
+
+
+def _birth_key_of(clean: pd.DataFrame, roles: dict[str, str], number: np.ndarray) -> np.ndarray:
+    """The birth date part of a name-and-birth key: the record's birth date, else its IIN's."""
+    own = _birth_yymmdd(clean[roles["birth_date"]]) if "birth_date" in roles else np.full(len(clean), -1)
+    return np.where(own >= 0, own, np.where(number >= 0, number // 1_000_000, -1))
+
+
+def _name_parts(clean: pd.DataFrame, roles: dict[str, str]) -> dict[str, pd.Series]:
+    parts = {p: clean[roles[p]] for p in _PARTS if p in roles}
+    if "full_name" in roles:
+        split = clean[roles["full_name"]].astype("string").str.strip().str.split(r"\s+", n=2, expand=True, regex=True)
+        for k, p in enumerate(_PARTS):
+            if p not in parts and k in split.columns:
+                parts[p] = split[k].astype(object).where(split[k].notna(), None)
+    return parts
+
+
+def _region_reference(spec: RegistrySpec, clean: pd.DataFrame, column: str, regions: dict[str, pd.Series]) -> str | None:
+    """The person group whose region a region column without a person role evidently records."""
+    best, best_share = None, 0.0
+    values = clean[column]
+    for group, theirs in regions.items():
+        both = values.notna() & theirs.notna()
+        if both.sum() < REGION_MIN_ROWS:
+            continue
+        share = float((values[both] == theirs[both]).mean())
+        if share >= REGION_FOLLOWS and share > best_share:
+            best, best_share = group, share
+    return best
+
+
 def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference) -> CheckOutcome:
     out = CheckOutcome("population_register", True, "WARN", CROSS_CHECKS["population_register"])
     fold = spec.source.encoding == "cp1251"  # the agency cannot write Kazakh letters
     checked = 0
-    flagged: dict[str, set] = {}
-    ids_all = clean[spec.record_id].astype(str)
+    masks: dict[str, np.ndarray] = {}
+    n = len(clean)
 
     def flag(reason: str, mask) -> None:
-        flagged.setdefault(reason, set()).update(ids_all[mask.reindex(clean.index, fill_value=False)])
+        mask = np.asarray(mask, dtype=bool)
+        masks[reason] = masks[reason] | mask if reason in masks else mask
 
+    regions: dict[str, pd.Series] = {}
     for group in spec.person_groups:
         roles = spec.role_columns(group)
         person = _person_of(spec, clean, xref, group)
-        golden = ref.persons.reindex(person.to_numpy())
+        golden = ref.golden.reindex(person.to_numpy())
         golden.index = clean.index
-        resolved = person.notna()
+        regions[group] = golden["region"]
+        resolved = person.notna().to_numpy()
+        parts = _name_parts(clean, roles)
         if "iin" in roles:
             iin = clean[roles["iin"]]
-            valid = clean.get(f"{roles['iin']}_valid", pd.Series(True, index=clean.index)).fillna(False).astype(bool)
-            checked += int(iin.notna().sum())
-            flag("iin_unknown", iin.notna() & valid & ~_in(iin, ref.register_iins) & ~_in(iin, ref.person_iins))
+            number = iin_numbers(iin.to_numpy(dtype=object))
+            present = iin.notna().to_numpy()
+            valid = clean.get(f"{roles['iin']}_valid", pd.Series(True, index=clean.index)).fillna(False).astype(bool).to_numpy()
+            checked += int(present.sum())
+            registered = _member(number, ref.register_iins)
+            known = _member(number, ref.person_iins)
+            flag("iin_unknown", present & valid & ~registered & ~known)
+            golden_number = iin_numbers(golden["iin"].to_numpy(dtype=object))
             # the record carries another IIN than the person it describes (mistyped, a relative's)
-            flag("iin_differs", resolved & iin.notna() & golden["iin"].notna() & (iin != golden["iin"]).fillna(False))
+            flag("iin_differs", resolved & (number >= 0) & (golden_number >= 0) & (number != golden_number))
             # the IIN belongs to another resolved person (a relative's, copied onto this record)
-            flag("iin_of_another_person", resolved & iin.notna() & golden["iin"].isna()
-                 & golden["iin_disputed"].fillna(False).astype(bool) & _in(iin, ref.person_iins))
+            flag("iin_of_another_person", resolved & present & (golden_number < 0)
+                 & golden["iin_disputed"].fillna(False).astype(bool).to_numpy() & known)
+            # the person so named and born is known under another IIN: to the register (a record
+            # elsewhere with a mistyped IIN), or — for the register's own record — to the other
+            # registries, whose IIN the register lacks (the register's IIN is the mistyped one)
+            # asked only of the records that could be suspect: IINs unknown to the register
+            # elsewhere, every IIN in the register itself
+            ask = valid & (number >= 0) & (registered if spec.code == POPULATION_REGISTER else ~registered)
+            if "last_name" in parts and "first_name" in parts and ask.any():
+                rows = np.flatnonzero(ask)
+                key = _name_birth_key(parts["last_name"].to_numpy(dtype=object)[rows],
+                                      parts["first_name"].to_numpy(dtype=object)[rows],
+                                      _birth_key_of(clean.iloc[rows], roles, number[rows]))
+                index = ref.outside_by_name if spec.code == POPULATION_REGISTER else ref.register_by_name
+                other = np.full(n, -1, np.int64)
+                if len(index):
+                    other[rows] = index.reindex(key).fillna(-1).to_numpy(dtype=np.int64)
+                # ... and the other IIN is the one more records use (a register that mistyped an
+                # IIN must not make every correct record of the person look wrong)
+                uses = ref.iin_mentions
+                own = uses.reindex(number).fillna(0).to_numpy() if len(uses) else np.zeros(n)
+                theirs = uses.reindex(other).fillna(0).to_numpy() if len(uses) else np.zeros(n)
+                suspect = valid & (number >= 0) & (other >= 0) & (other != number) & (theirs > own)
+                if spec.code != POPULATION_REGISTER:
+                    suspect &= ~registered
+                flag("iin_registered_otherwise", suspect)
         if "birth_date" in roles:
             a = pd.to_datetime(clean[roles["birth_date"]], errors="coerce")
             b = pd.to_datetime(golden["birth_date"], errors="coerce")
-            flag("birth_date_differs", a.notna() & b.notna() & (a != b))
-        parts = {p: clean[roles[p]] for p in _PARTS if p in roles}
-        if "full_name" in roles:
-            split = clean[roles["full_name"]].astype("string").str.strip().str.split(r"\s+", n=2, expand=True, regex=True)
-            for k, p in enumerate(_PARTS):
-                if p not in parts and k in split.columns:
-                    parts[p] = split[k]
-        spelled = pd.Series(False, index=clean.index)
+            flag("birth_date_differs", (a.notna() & b.notna() & (a != b)).to_numpy())
+        spelled = np.zeros(n, bool)
         for p, values in parts.items():
-            theirs = golden[p]
-            wa, wb = _as_written(values, fold), _as_written(theirs, fold)
-            both = (wa.notna() & wb.notna()).fillna(False)
-            if p == "patronymic":
-                # patronymic forms legitimately vary (-ович / -ұлы): a different father's name, a
-                # folded Kazakh letter or Latin letters are what count
-                ka, kb = _keys(values, patronymic_stem), _keys(theirs, patronymic_stem)
-                stem = pd.Series(pd.notna(ka) & pd.notna(kb) & (ka != kb), index=clean.index)
-                folded = both & (wa != wb).fillna(False) & (wa.str.translate(FOLD_TABLE) == wb.str.translate(FOLD_TABLE)).fillna(False)
-                latin = values.astype("string").str.contains(r"[A-Za-z]", regex=True).fillna(False)
-                spelled |= (stem | folded | latin).to_numpy()
-                continue
-            spelled |= (both & (wa != wb)).fillna(False).to_numpy()
+            spelled |= _spelling_differs(values, golden[p], fold, p == "patronymic")
         flag("name_differs", spelled)
         if "region" in roles:
             ra, rb = clean[roles["region"]], golden["region"]
-            flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False))
-    for reason, ids in flagged.items():
-        if ids:
-            out.flagged[reason] = sorted(ids)
-            out.counts[reason] = len(ids)
+            flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
+    # region columns no role ties to a person: compared with the person group they follow
+    for col in spec.columns:
+        if col.type == "region" and (col.role_group is None or col.role_group == "animal") and regions:
+            group = _region_reference(spec, clean, col.name, regions)
+            if group is not None:
+                ra, rb = clean[col.name], regions[group]
+                flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
+                out.details[f"{col.name}_follows"] = group
+    ids = clean[spec.record_id].astype(str).to_numpy()
+    for reason in sorted(masks):
+        if masks[reason].any():
+            out.flagged[reason] = sorted(set(ids[masks[reason]]))
+            out.counts[reason] = len(out.flagged[reason])
     out.details["references_checked"] = checked
     out.passed = not out.flagged
     serious = len(set(out.flagged.get("iin_unknown", [])) | set(out.flagged.get("iin_differs", [])))
@@ -182,15 +377,42 @@ def after_death(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref
     return out
 
 
+def tag_disputes(linked: pd.DataFrame) -> pd.Series:
+    """Per linked animal record: its tag is not the one the animal's records agree on. Within an
+    animal that resolution linked across records, the animal's tag is the one most of its
+    records carry, a tag in the standard form first; when two standard tags are carried equally
+    often nobody can tell which one is mistyped, so every record carrying one of them is asked
+    about."""
+    keyed = linked.tag_norm.notna() & ~linked.animal_key.str.contains("#", regex=False).fillna(True)
+    frame = linked.loc[keyed, ["animal_key", "tag_norm"]]
+    if frame.empty:
+        return pd.Series(False, index=linked.index)
+    standard = frame.tag_norm.str.fullmatch(TAG_PATTERN).fillna(False).astype(np.int64)
+    # votes: standard form first, then the number of records carrying the tag
+    votes = standard * (len(frame) + 1) + frame.groupby(["animal_key", "tag_norm"], sort=False).tag_norm.transform("size")
+    by_animal = frame.animal_key
+    top = votes.groupby(by_animal, sort=False).transform("max")
+    tags = frame.groupby("animal_key", sort=False).tag_norm.transform("nunique")
+    tied = frame.tag_norm.where(votes == top).groupby(by_animal, sort=False).transform("nunique")
+    disputed = (tags > 1) & ((votes < top) | (tied > 1))
+    return disputed.reindex(linked.index, fill_value=False)
+
+
 def livestock(spec: RegistrySpec, linked: pd.DataFrame, anomalies: pd.DataFrame) -> CheckOutcome:
     """Records of this registry whose animal resolution found in several settlements at once
-    (``virtual_animal``) or without a living, known owner (``phantom_animal``)."""
+    (``virtual_animal``) or without a living, known owner (``phantom_animal``), whose tag other
+    records of the same animal write otherwise (``tag_differs``) or whose tag is not in the
+    standard form (``tag_format``). ``linked`` holds the animal records of every registry (a
+    tag is judged against the animal's records elsewhere)."""
     out = CheckOutcome("livestock", True, "WARN", CROSS_CHECKS["livestock"])
+    if "disputed" not in linked:
+        linked = linked.assign(disputed=tag_disputes(linked))
     mine = linked[linked.registry == spec.code]
     if "tag" in mine:
-        # a tag written otherwise than the animal's (a typo resolution corrected), or not in the
-        # standard form ("KZ" and twelve digits)
-        misspelt = mine.tag_norm.notna() & ~mine.animal_key.str.contains("#", regex=False) & (mine.tag_norm != mine.animal_key)
+        # a tag written otherwise than the animal's (a typo resolution corrected, or the animal's
+        # records disagree), or not in the standard form ("KZ" and twelve digits)
+        misspelt = (mine.tag_norm.notna() & ~mine.animal_key.str.contains("#", regex=False)
+                    & (mine.tag_norm != mine.animal_key)) | mine.disputed
         malformed = mine.tag.notna() & ((mine.tag != mine.tag_norm)
                                         | ~mine.tag_norm.fillna("").str.fullmatch(TAG_PATTERN))
         for reason, mask in (("tag_differs", misspelt), ("tag_format", malformed)):

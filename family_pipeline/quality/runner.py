@@ -1,0 +1,86 @@
+"""Running one registry's cross checks against a lake: what every registry shares (the
+resolved persons, the population register, the crosswalk, the linked animals) is read once per
+process and lake state and kept while the files are unchanged — a run checks some ninety
+registries in one process (see ``definitions.py``), so a national crosswalk is read once, not
+ninety times."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from family_pipeline.catalog import RegistrySpec
+from family_pipeline.ingestion.sources import read_manifest
+from family_pipeline.lib.lake import Lake
+from family_pipeline.quality.checks import CheckOutcome
+from family_pipeline.quality.cross import (
+    POPULATION_REGISTER,
+    Reference,
+    after_death,
+    duplicates,
+    livestock,
+    population_register,
+    tag_disputes,
+)
+
+__all__ = ["MissingInput", "animal_records", "reference", "run_cross_checks"]
+
+
+class MissingInput(RuntimeError):
+    """A table the checks need has not been materialized."""
+
+
+@functools.lru_cache(maxsize=1)
+def _reference(persons_path: str, persons_mtime: float, register_path: str, register_mtime: float,
+               xref_path: str, xref_mtime: float) -> Reference:
+    persons = pd.read_parquet(persons_path, columns=["person_id", "iin", "iin_disputed", "last_name", "first_name",
+                                                     "patronymic", "birth_date", "region", "death_date", "mentions"])
+    register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "birth_date"])
+                if register_path else pd.DataFrame({"iin": pd.Series([], dtype=object)}))
+    xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"]) if xref_path else None
+    return Reference(persons, register["iin"], register if register_path else None, xref)
+
+
+def _stamp(path: Path) -> tuple[str, float]:
+    return (str(path), path.stat().st_mtime) if path.exists() else ("", 0.0)
+
+
+def reference(lake: Lake) -> Reference:
+    """The reference every registry's cross checks share, read once per process and lake state
+    (a run checks 90 registries in one process: see definitions.py)."""
+    return _reference(*_stamp(lake.table("resolution", "persons")),
+                      *_stamp(lake.table("registries", POPULATION_REGISTER)),
+                      *_stamp(lake.table("resolution", "person_xref")))
+
+
+@functools.lru_cache(maxsize=1)
+def _animal_records(path: str, mtime: float) -> pd.DataFrame:
+    linked = pd.read_parquet(path, columns=["registry", "record_id", "tag", "tag_norm", "animal_key"])
+    return linked.assign(disputed=tag_disputes(linked))
+
+
+def animal_records(lake: Lake) -> pd.DataFrame:
+    """Every registry's linked animal records with their tag disputes, read once per lake state."""
+    return _animal_records(*_stamp(lake.table("resolution", "animal_records")))
+
+
+def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
+    """Every cross check of one registry (plain logic: the Dagster step and benchmarks call it)."""
+    clean = store.read("registries", spec.code).to_pandas()
+    outcomes = []
+    ref = reference(store)
+    xref = ref.xref_of(spec.code)
+    if spec.person_groups:
+        outcomes += [population_register(spec, clean, xref, ref),
+                     after_death(spec, clean, xref, ref, read_manifest(spec, store).get("extracted_at"))]
+    outcomes.append(duplicates(spec, clean, xref))
+    if spec.has_animals:
+        if not store.table("resolution", "livestock_anomalies").exists():
+            raise MissingInput(f"the livestock check of {spec.code} needs resolution/animal_records and "
+                               "resolution/livestock_anomalies: materialize them in the same run")
+        anomalies = pd.read_parquet(store.table("resolution", "livestock_anomalies"), columns=["animal_key", "kind"])
+        outcomes.append(livestock(spec, animal_records(store), anomalies))
+    return outcomes
