@@ -33,21 +33,27 @@ def indicator_scores(frame: pd.DataFrame, indicator: Indicator) -> np.ndarray:
 
 
 def top_texts(weight: np.ndarray, texts: list[str], limit: int, empty: str = "") -> np.ndarray:
-    """Per row, the texts of the (up to ``limit``) columns of largest positive ``weight``,
-    "; "-joined, largest first (ties: the earlier column). Rows with none get ``empty``.
+    """Per family, the texts of the (up to ``limit``) reasons of largest positive ``weight``,
+    "; "-joined, largest first (ties: the earlier reason); ``empty`` when there is none.
 
-    Vectorised: each row's choice is encoded as one integer, and strings are built once per
-    distinct combination (a few hundred), never per row."""
-    n, k = weight.shape
+    ``weight`` is (reasons × families), one contiguous row per reason. Vectorised: each family's
+    choice is encoded as one integer, and strings are built once per distinct combination (a few
+    hundred), never per family."""
+    k, n = weight.shape
     rest = weight.copy()
-    rows = np.arange(n)
+    families = np.arange(n)
     code = np.zeros(n, dtype=np.int64)
-    for _ in range(limit):  # loops over ranks (top 3), never over rows
-        best = rest.argmax(axis=1) if k else np.zeros(n, dtype=np.int64)
-        found = rest[rows, best] > 0 if k else np.zeros(n, dtype=bool)
-        code = code * (k + 1) + np.where(found, best + 1, 0)
-        rest[rows, best] = -1
-    combos, inverse = np.unique(code, return_inverse=True)
+    for _ in range(limit):  # loops over ranks (top 3) and reasons, never over families
+        best_value = np.zeros(n, dtype=weight.dtype)
+        best = np.full(n, -1, dtype=np.int64)
+        for j in range(k):
+            better = rest[j] > best_value
+            best[better] = j
+            best_value = np.where(better, rest[j], best_value)
+        found = best >= 0
+        code = code * (k + 1) + (best + 1)
+        rest[best[found], families[found]] = -1
+    inverse, combos = pd.factorize(code, sort=True)
     strings = []
     for combo in combos.tolist():  # one per distinct combination of reasons
         picked = []
@@ -68,8 +74,9 @@ def ae_scores(frame: pd.DataFrame, model: AeMap, version: str) -> pd.DataFrame:
     total = np.zeros(n)
     concerns = [(d, i) for d in DIMENSIONS for i in model.dimensions[d].indicators if i.reason]
     strengths = [(d, i) for d in DIMENSIONS for i in model.dimensions[d].indicators if i.strength]
-    loss = np.zeros((n, len(concerns)), dtype=np.float32)
-    gain = np.zeros((n, len(strengths)), dtype=np.float32)
+    # one contiguous row per reason: the points each concern costs / each strength brings
+    loss = np.zeros((len(concerns), n), dtype=np.float32)
+    gain = np.zeros((len(strengths), n), dtype=np.float32)
     for name in DIMENSIONS:
         dim = model.dimensions[name]
         score = np.zeros(n)
@@ -77,19 +84,19 @@ def ae_scores(frame: pd.DataFrame, model: AeMap, version: str) -> pd.DataFrame:
             s = indicator_scores(frame, ind)
             score += ind.weight * s
             impact = dim.weight * ind.weight
-            # a reason is an indicator of concern, ranked by the points it costs the family
             if ind.reason:
-                loss[:, concerns.index((name, ind))] = np.where(s < ind.reason_below, impact * (100 - s), 0)
+                loss[concerns.index((name, ind))] = np.where(s < ind.reason_below, impact * (100 - s), 0)
             if ind.strength:
-                gain[:, strengths.index((name, ind))] = np.where(s >= ind.strength_from, impact * s, 0)
+                gain[strengths.index((name, ind))] = np.where(s >= ind.strength_from, impact * s, 0)
         out[f"score_{name}"] = np.round(score, 2)
         total += dim.weight * score
     out["ae_score"] = np.round(total, 2)
     bounds = np.array([model.thresholds[c] for c in ("E", "D", "C", "B")])
     out["ae_category"] = np.asarray(CATEGORIES)[np.searchsorted(bounds, out["ae_score"].to_numpy(), side="right")]
-    # risks first; a family with none is described by its strengths, else "no concern"
-    has_risk = loss.max(axis=1, initial=0) > 0
-    text = top_texts(gain, [i.strength for _, i in strengths], model.top_reasons, model.no_concern)
-    text[has_risk] = top_texts(loss[has_risk], [i.reason for _, i in concerns], model.top_reasons)
+    # concerns first, ranked by the points they cost; a family with none is described by its
+    # strengths, else "no concern"
+    risk = top_texts(loss, [i.reason for _, i in concerns], model.top_reasons)
+    strong = top_texts(gain, [i.strength for _, i in strengths], model.top_reasons, model.no_concern)
+    text = np.where((loss > 0).any(axis=0), risk, strong)
     out["ae_reasons"] = pd.Series(text, dtype="str")
     return out
