@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 DATABASE_REGISTRY = "otbasy_housing_queue"
 FILE_REGISTRIES = ["gbd_fl", "zags_marriages"]
 #: a run small enough to repeat three times: some registries and person resolution on them
-KILL_REGISTRIES = ["gbd_fl", "zags_births", "zags_marriages", "zags_deaths", "cbdi_disability", "gcvp_pensions"]
+KILL_REGISTRIES = ["gbd_fl", "zags_births", "zags_marriages", "zags_deaths", "cbdi_disability"]
 RESOLUTION = ["person_mentions", "persons", "person_xref", "person_review_pairs", "person_candidate_pairs"]
 COMPARED_STAGES = ["registries", "quarantine", "resolution"]
 
