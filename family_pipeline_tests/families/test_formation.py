@@ -329,3 +329,17 @@ def test_cohabitation_age_gap_bounds(gap, paired):
     c.person(2, "F", 40, last_name="Ли")
     _, m = c.form()
     assert together(m, 1, 2) == paired
+
+
+def test_a_dependent_childs_own_baby_stays_in_the_same_family():
+    c = Country()
+    c.person(1, "M", 45)
+    c.person(2, "F", 43)
+    c.marry(1, 2, "2005-01-01")
+    c.person(3, "F", 17)
+    c.birth(3, 2, 1)
+    c.person(4, "M", 0)
+    c.birth(4, 3)            # the 17-year-old's son, no father on record
+    tables, m = c.form()
+    assert together(m, 1, 2, 3, 4) and len(tables.families) == 1
+    assert m.loc[4, "role"] == "child" and m.loc[3, "role"] == "child"
