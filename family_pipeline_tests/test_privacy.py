@@ -70,12 +70,15 @@ class Needles:
     def find(self, text: str) -> dict[str, list[str]]:
         text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)  # JSON escapes of Cyrillic
         found = {"iins": sorted(set(_IIN.findall(text)) & self.iins)}
-        words = _normal(_WORD.findall(text))
-        present = set(words)
+        tokens = _WORD.findall(text)
+        distinct = sorted(set(tokens))
+        normal = dict(zip(distinct, _normal(distinct)))  # each distinct word normalised once
+        present = set(normal.values())
         found["surnames"] = sorted(present & self.surnames)
         found["patronymics"] = sorted(present & self.patronymics)
         names = set()
         if present & self.name_words:
+            words = [normal[t] for t in tokens]
             at = [i for i, w in enumerate(words) if w in self.name_words]
             for i in at:
                 for j in range(max(0, i - NAME_WINDOW), min(len(words), i + NAME_WINDOW + 1)):

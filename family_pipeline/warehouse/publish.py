@@ -105,8 +105,9 @@ class Warehouse:
     """A SQL warehouse reached through SQLAlchemy: DuckDB (``duckdb:///<file>``, embedded) or
     PostgreSQL (``postgresql+psycopg2://…``)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lock_wait_seconds: float = 300):
         self.engine = sa.create_engine(url)
+        self.lock_wait_seconds = lock_wait_seconds
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("duckdb", "postgresql"):
             raise ValueError(f"warehouse dialect {self.dialect!r} is not supported (duckdb or postgresql)")
@@ -141,7 +142,10 @@ class Warehouse:
             schema = shaper.sql(f"SELECT * FROM {expression} LIMIT 0").to_arrow_table().schema
             query = mart_query(spec, schema, expression, snapshot.date, snapshot.run_id)
             out_schema = query.relation(shaper).limit(0).to_arrow_table().schema
-            with self.engine.begin() as conn:
+            with self._connect() as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    # one publisher per mart at a time (two runs racing would both keep their rows)
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": spec.table_name})
                 table, added = self._ensure_table(conn, spec, out_schema)
                 target = f"{quote(spec.schema_name)}.{quote(spec.name)}"
                 replaced = conn.execute(sa.delete(table).where(table.c.snapshot_date == snapshot.date)).rowcount
@@ -157,6 +161,18 @@ class Warehouse:
                              dropped=query.dropped, pseudonymized=query.pseudonymized, dialect=self.dialect,
                              bulk_path="duckdb insert-select" if self.dialect == "duckdb" else "postgresql copy",
                              seconds=round(time.perf_counter() - t0, 3), added_columns=added)
+
+    def _connect(self) -> sa.Connection:
+        """A connection; the embedded DuckDB file admits one writing process at a time, so a
+        publisher that finds it locked (another run publishing) waits for it a while."""
+        deadline = time.monotonic() + self.lock_wait_seconds
+        while True:
+            try:
+                return self.engine.connect()
+            except sa.exc.DBAPIError as exc:
+                if self.dialect != "duckdb" or "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def _bulk(self, conn: sa.Connection, target: str, query: MartQuery, source, shaper) -> int:
         if self.dialect == "postgresql":

@@ -227,3 +227,23 @@ def test_a_partitioned_lake_table_is_published_with_its_partition_column(warehou
     back = warehouse.read("analytics.juror_longlist").sort_values("person_key")
     assert sorted(back.region) == ["KZ-10", "KZ-10", "KZ-71"] and "person_id" not in back.columns
     assert sorted(back.person_key) == sorted(pseudonyms(["11", "12", "13"]))
+
+
+@pytest.mark.postgres
+def test_two_runs_publishing_the_same_snapshot_at_once_keep_one_copy(postgres_db, lake):
+    """Two publishers racing on one mart and snapshot (say a schedule and a manual rerun) take
+    turns: both succeed and the snapshot is held once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = lake.table("resolution", "persons")
+
+    def publish(run_id: str):
+        with Warehouse(postgres_db[1]) as warehouse:
+            return warehouse.publish(PERSONS, source, Snapshot(DAY, run_id))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(publish, ["run-a", "run-b"]))
+    with Warehouse(postgres_db[1]) as warehouse:
+        held = warehouse.snapshots(PERSONS)
+    assert len(held[DAY]["run_ids"]) == 1 and held[DAY]["rows"] == results[0].rows
+    assert sorted(r.replaced_rows for r in results) == [0, results[0].rows]
