@@ -106,7 +106,10 @@ class Warehouse:
     PostgreSQL (``postgresql+psycopg2://…``)."""
 
     def __init__(self, url: str, lock_wait_seconds: float = 300):
-        self.engine = sa.create_engine(url)
+        parsed = sa.engine.make_url(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; COPY here uses psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        self.engine = sa.create_engine(parsed)
         self.lock_wait_seconds = lock_wait_seconds
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("duckdb", "postgresql"):

@@ -72,7 +72,8 @@ def test_materialized_marts_report_counts_and_nothing_personal(lake, small_count
 
 @pytest.mark.postgres
 def test_the_url_from_the_environment_sends_marts_to_postgres(lake, tmp_path, postgres_db, monkeypatch):
-    monkeypatch.setenv(WAREHOUSE_URL_ENV, postgres_db[1])
+    # a plain postgresql:// URL is enough (psycopg2 is chosen for COPY)
+    monkeypatch.setenv(WAREHOUSE_URL_ENV, postgres_db[1].replace("postgresql+psycopg2://", "postgresql://"))
     result, instance = run_on_instance(lake.root, tmp_path / "home", "family_map", [mart_key("persons")])
     assert result.success
     meta = instance.get_latest_materialization_event(mart_key("persons")).asset_materialization.metadata
