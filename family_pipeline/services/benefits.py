@@ -40,7 +40,8 @@ class BenefitInputs:
     persons: person_id, birth_date, death_date (datetime64); students: person_id, level
     (university|college), full_time; pupils: person ids at school; disabled: person_id,
     disability_group; births: child_birth_date, mother_id, father_id (-1 unknown);
-    recipients: registry code -> person ids receiving now; median_income: region -> KZT/month."""
+    recipients: registry code -> person ids receiving now; median_income: region -> KZT/month;
+    registered: see below."""
 
     families: pd.DataFrame
     scores: pd.DataFrame
@@ -52,6 +53,10 @@ class BenefitInputs:
     disabled: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"person_id": [], "disability_group": []}))
     births: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"child_birth_date": [], "mother_id": [], "father_id": []}))
     recipients: dict[str, np.ndarray] = field(default_factory=dict)
+    registered: np.ndarray | None = None
+    """persons the population register (ГБД ФЛ) knows; when given, only they are assigned a
+    service (a payment needs a verified identity; a golden record no register row backs is most
+    often a fragment of someone already counted)"""
 
 
 @dataclass
@@ -65,8 +70,14 @@ class Context:
         return pd.DataFrame({"family_id": f.family_id.to_numpy(np.int64),
                              "person_id": f.head_person_id.to_numpy(np.int64)})
 
-    def person_universe(self) -> pd.DataFrame:
+    def person_universe(self, rule: ServiceRule, meeting: np.ndarray) -> pd.DataFrame:
+        """The family members a person service can concern: those who meet its condition and
+        those who receive it now (the rest would only be dropped again)."""
         m = self.inputs.members
+        recipients = [np.asarray(self.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
+                      for c in rule.recipient_registries]
+        wanted = np.unique(np.concatenate([np.asarray(meeting, np.int64), *recipients]))
+        m = m[m.person_id.isin(wanted)]
         return pd.DataFrame({"family_id": m.family_id.to_numpy(np.int64), "person_id": m.person_id.to_numpy(np.int64)})
 
     def ages(self, person_ids: np.ndarray) -> np.ndarray:
@@ -75,8 +86,8 @@ class Context:
 
 
 def _fmt(values: np.ndarray) -> pd.Series:
-    """Whole tenge with thousands separators, column-wise."""
-    return pd.Series(np.round(np.nan_to_num(values.astype(float))).astype(np.int64)).map("{:,}".format)
+    """Whole tenge as text, column-wise."""
+    return pd.Series(np.round(np.nan_to_num(values.astype(float))).astype(np.int64)).astype(str)
 
 
 def asp_poverty_line(regions: np.ndarray, median_income: dict[str, float], money: MoneyYear,
@@ -123,7 +134,7 @@ def _birth_payment(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
                    float(p["amount_mrp"]))
     per_parent = (recent.assign(amount=mrp * ctx.money.mrp).groupby("parent")
                   .agg(amount=("amount", "sum"), children=("order", "size"), last_order=("order", "max")))
-    out = ctx.person_universe()
+    out = ctx.person_universe(rule, per_parent.index.to_numpy(np.int64))
     got = per_parent.reindex(out.person_id)
     out["meets"] = got.amount.notna().to_numpy()
     out["amount"] = got.amount.to_numpy()
@@ -140,8 +151,9 @@ def _students(ctx: Context, level: str) -> np.ndarray:
     return s.person_id[(s.level == level) & s.full_time.astype(bool)].to_numpy(np.int64)
 
 
-def _membership(ctx: Context, ids: np.ndarray, yes: str, no: str, amount: float | None = None) -> pd.DataFrame:
-    out = ctx.person_universe()
+def _membership(ctx: Context, rule: ServiceRule, ids: np.ndarray, yes: str, no: str,
+                amount: float | None = None) -> pd.DataFrame:
+    out = ctx.person_universe(rule, ids)
     out["meets"] = np.isin(out.person_id.to_numpy(), ids)
     out["amount"] = np.where(out.meets, amount, np.nan) if amount is not None else np.nan
     out["detail"] = np.where(out.meets, yes, no)
@@ -149,28 +161,28 @@ def _membership(ctx: Context, ids: np.ndarray, yes: str, no: str, amount: float 
 
 
 def _university(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
-    return _membership(ctx, _students(ctx, "university"), "full-time university student", "not a full-time university student")
+    return _membership(ctx, rule, _students(ctx, "university"), "full-time university student", "not a full-time university student")
 
 
 def _college(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
-    return _membership(ctx, _students(ctx, "college"), "full-time college student", "not a full-time college student")
+    return _membership(ctx, rule, _students(ctx, "college"), "full-time college student", "not a full-time college student")
 
 
 def _student_aid(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
     ids = np.union1d(_students(ctx, "university"), _students(ctx, "college"))
-    return _membership(ctx, ids, "full-time university or college student", "not a full-time student",
+    return _membership(ctx, rule, ids, "full-time university or college student", "not a full-time student",
                        float(rule.parameters["amount_mrp"]) * ctx.money.mrp)
 
 
 def _pupils(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
-    return _membership(ctx, np.asarray(ctx.inputs.pupils, np.int64), "school pupil", "not a school pupil")
+    return _membership(ctx, rule, np.asarray(ctx.inputs.pupils, np.int64), "school pupil", "not a school pupil")
 
 
 def _home_schooling(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
     d = ctx.inputs.disabled
     ids = d.person_id.to_numpy(np.int64)
     ids = ids[(ctx.ages(ids) >= 0) & (ctx.ages(ids) <= int(rule.parameters["age_max"]))]
-    return _membership(ctx, ids, "disabled child under " + str(int(rule.parameters["age_max"]) + 1),
+    return _membership(ctx, rule, ids, "disabled child under " + str(int(rule.parameters["age_max"]) + 1),
                        "not a disabled child", float(rule.parameters["amount_mrp"]) * ctx.money.mrp)
 
 
@@ -194,7 +206,7 @@ def _any_family(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
 
 def _athlete(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
     ids = np.concatenate([ctx.inputs.recipients.get(code, np.empty(0, np.int64)) for code in rule.recipient_registries])
-    return _membership(ctx, ids, "awarded the lifelong payment", "not on the award list",
+    return _membership(ctx, rule, ids, "awarded the lifelong payment", "not on the award list",
                        float(rule.parameters["amount_mrp"]) * ctx.money.mrp)
 
 
@@ -284,16 +296,19 @@ def assign_benefits(inputs: BenefitInputs, rules: BenefitRules, money: MoneyYear
         excluded = np.isin(cat, rules.excluded_pilot_categories)
         gated = np.isnan(cat) | (np.isin(cat, rule.category_gate) if rule.category_gate else True)
         allowed = ~excluded & gated
-        eligible = u.meets.to_numpy(bool) & allowed
+        verified = (np.isin(u.person_id.to_numpy(), inputs.registered) if inputs.registered is not None
+                    else np.ones(len(u), bool))
+        eligible = u.meets.to_numpy(bool) & allowed & verified
         receiving = _receiving(ctx, rule, u, claims[rule.code])
         keep = eligible | receiving
         u = u[keep].reset_index(drop=True)
         eligible, receiving, cat = eligible[keep], receiving[keep], cat[keep]
-        excluded, allowed, meets = excluded[keep], allowed[keep], u.meets.to_numpy(bool)
+        excluded, allowed, verified, meets = excluded[keep], allowed[keep], verified[keep], u.meets.to_numpy(bool)
         cat_text = pd.Series(np.nan_to_num(cat, nan=0).astype(int)).astype(str).to_numpy(dtype=object)
         why_not = np.where(~meets, u.detail.to_numpy(dtype=object),
                            np.where(excluded, "pilot category " + cat_text + " receives no assistance",
-                                    "pilot category " + cat_text + " is outside the service's categories"))
+                                    np.where(~allowed, "pilot category " + cat_text + " is outside the service's categories",
+                                             "not found in the population register")))
         reasons = np.where(eligible, u.detail.to_numpy(dtype=object) + "; pilot category " + cat_text, why_not)
         status = np.where(eligible & receiving, "continuing", np.where(eligible, "new", "ended"))
         frame = pd.DataFrame({
@@ -358,4 +373,5 @@ def benefit_inputs_from_lake(lake, rules: BenefitRules, families: pd.DataFrame |
         pupils=np.unique(registry_persons(lake, "nobd_schools", []).person_id.to_numpy(np.int64)),
         disabled=registry_persons(lake, "cbdi_disability", ["disability_group"])[["person_id", "disability_group"]],
         births=births[["child_birth_date", "mother_id", "father_id"]],
-        recipients=recipients)
+        recipients=recipients,
+        registered=np.unique(registry_persons(lake, "gbd_fl", []).person_id.to_numpy(np.int64)))

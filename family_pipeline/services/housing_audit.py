@@ -87,10 +87,20 @@ def queue_entries(records: pd.DataFrame, residence: pd.Series | None = None,
     votes = (votes.sort_values(["person_id", "n", "home", "akimat", "region"],
                                ascending=[True, False, False, False, True], kind="stable")
              .drop_duplicates("person_id"))
-    per_person = (records.assign(queue_date=as_days(records.queue_date))
+    # the registries of each applicant as a bit mask (the sum of distinct bits is their OR),
+    # decoded once per distinct mask
+    codes = np.sort(records.registry.unique())
+    bit = np.left_shift(np.int64(1), np.searchsorted(codes, records.registry.to_numpy(dtype=object)).astype(np.int64))
+    flagged = records.assign(bit=bit)
+    mask = flagged.drop_duplicates(["person_id", "registry"]).groupby("person_id", sort=True).bit.sum()
+    per_person = (flagged.assign(queue_date=as_days(records.queue_date))
                   .groupby("person_id", sort=True)
-                  .agg(records=("record_id", "size"), queue_date=("queue_date", "min"),
-                       registries=("registry", lambda s: ";".join(sorted(set(s))))))
+                  .agg(records=("record_id", "size"), queue_date=("queue_date", "min")))
+    per_person["mask"] = mask.reindex(per_person.index).to_numpy(np.int64)
+    masks = np.unique(per_person["mask"].to_numpy())
+    names = {int(m): ";".join(c for k, c in enumerate(codes) if int(m) >> k & 1) for m in masks}
+    per_person["registries"] = per_person["mask"].map(names)
+    per_person = per_person.drop(columns="mask")
     out = per_person.join(votes.set_index("person_id").region.rename("queue_region"), how="left").reset_index()
     return out[["person_id", "queue_region", "queue_date", "records", "registries"]]
 

@@ -113,3 +113,11 @@ def test_assignments_are_deterministic():
     a = assign_benefits(inputs, RULES, MONEY, AS_OF)
     b = assign_benefits(inputs, RULES, MONEY, AS_OF)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_only_persons_the_population_register_knows_are_assigned():
+    inputs = _inputs([1_000, 1_000], [1, 1], recipients={"asp_payments": np.array([20], np.int64)})
+    inputs.registered = np.array([10, 11, 21], np.int64)  # the head of family 101 is unknown to ГБД ФЛ
+    out = _asp(assign_benefits(inputs, RULES, MONEY, AS_OF))
+    assert out.status.to_dict() == {100: "new", 101: "ended"}
+    assert out.loc[101].reasons == "not found in the population register"
