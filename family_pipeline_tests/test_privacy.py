@@ -5,7 +5,7 @@ everything a Dagster user, a registry owner or an analyst can read:
 - the whole event log of every run (each record's JSON: log messages, metadata, check results);
 - every asset's materialization metadata and every check's metadata;
 - every file under ``DAGSTER_HOME`` (compute logs, the SQLite storage itself);
-- the stored alert texts (``dq_alerts``);
+- the stored alert texts (``dq_alerts``) and the owners' reports they point to;
 - every analytics mart of the warehouse.
 
 An IIN is any of the 12-digit numbers of the truth persons or of the mentions as the registries
@@ -194,6 +194,12 @@ def test_nothing_personal_in_logs_metadata_files_alerts_or_analytics_marts(mater
     for name, text in files.items():
         if found := needles.find(text):
             leaks[f"DAGSTER_HOME/{name}"] = found
+    # the owners' HTML reports the alerts point to
+    reports = _files(Lake(materialized["root"]).reports)
+    assert reports
+    for name, text in reports.items():
+        if found := needles.find(text):
+            leaks[f"reports/{name}"] = found
     alerts = AlertStore(materialized["alerts_url"]).rows()
     assert alerts, "the small country has defects, so owners are alerted"
     for row in alerts:

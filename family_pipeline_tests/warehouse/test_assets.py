@@ -20,8 +20,10 @@ def _warehouse_specs(monkeypatch, url: str | None) -> dict:
         monkeypatch.setenv(WAREHOUSE_URL_ENV, url)
     else:
         monkeypatch.delenv(WAREHOUSE_URL_ENV, raising=False)
-    graph = defs().resolve_asset_graph()
-    return {key: (graph.get(key).group_name, graph.get(key).kinds,
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    url = definitions.resources["warehouse"].url
+    return {"resource url": (type(url).__name__, url.env_var_name if isinstance(url, dg.EnvVar) else url)} | {key: (graph.get(key).group_name, graph.get(key).kinds,
                   sorted(d.to_user_string() for d in graph.get(key).parent_keys), graph.get(key).owners)
             for key in graph.get_all_asset_keys() if key.path[0] == GROUP}, graph
 
@@ -29,6 +31,9 @@ def _warehouse_specs(monkeypatch, url: str | None) -> dict:
 def test_one_asset_per_enabled_mart_and_a_graph_that_ignores_the_engine(monkeypatch):
     embedded, graph = _warehouse_specs(monkeypatch, None)
     postgres, _ = _warehouse_specs(monkeypatch, "postgresql+psycopg2://someone:secret@db.example:5432/warehouse")
+    # the URL is read when the definitions are built, and kept as an EnvVar (never shown in the UI)
+    assert embedded.pop("resource url") == ("str", "")
+    assert postgres.pop("resource url") == ("EnvVar", WAREHOUSE_URL_ENV)
     assert embedded == postgres  # kinds, deps and groups do not follow the configuration
     enabled = mart_catalog().enabled()
     assert set(embedded) == {mart_key(m.name) for m in enabled}
