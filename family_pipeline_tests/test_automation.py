@@ -124,3 +124,31 @@ def test_downstream_assets_follow_their_dependencies(definitions):
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     targeted = sensor.asset_selection.resolve(graph)
     assert set(downstream) <= targeted and not any(k.path[0] == REGISTRIES for k in targeted)
+
+
+def test_a_refreshed_registry_brings_its_downstream_assets_up_to_date(definitions):
+    """Declarative automation evaluated on a real (in-memory) instance: nothing runs on an empty
+    instance; once everything exists, a new materialization of one registry requests assets
+    downstream of it, never the others, and only once."""
+    instance = dg.DagsterInstance.ephemeral()
+    graph = definitions.resolve_asset_graph()
+    first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+    assert first.total_requested == 0, "an empty instance does not start the whole map by itself"
+
+    for key in graph.get_all_asset_keys():  # as if a full run had happened
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    settled = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=first.cursor)
+    settled = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=settled.cursor)
+    assert settled.total_requested == 0
+
+    refreshed = registry_key("zags_marriages")
+    instance.report_runless_asset_event(dg.AssetMaterialization(refreshed))
+    tick = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=settled.cursor)
+    requested = {r.key for r in tick.results if r.true_subset.size}
+    downstream = dg.AssetSelection.assets(refreshed).downstream().resolve(graph) - {refreshed}
+    assert requested <= downstream
+    mentions, persons = dg.AssetKey(["resolution", "person_mentions"]), dg.AssetKey(["resolution", "persons"])
+    assert {mentions, persons} <= requested
+    assert dg.AssetKey(["resolution", "animal_records"]) not in requested  # does not read marriages
+    assert dg.evaluate_automation_conditions(defs=definitions, instance=instance,
+                                             cursor=tick.cursor).total_requested == 0
