@@ -82,7 +82,7 @@ def family_tables(context: dg.AssetExecutionContext, lake: LakeResource):
         "persons_per_family": round(len(members) / max(len(families), 1), 3),
         "members_by_rule": dg.MetadataValue.json(tables.stats["members_by_rule"]),
         "unions": dg.MetadataValue.json(tables.stats["unions"]),
-        "residents_not_placed": tables.stats["golden_alive_not_resident"],
+        "alive_not_resident": dg.MetadataValue.int(tables.stats["golden_alive_not_resident"]),
         "as_of": tables.stats["as_of"],
         "seconds": seconds,
         "table": dg.MetadataValue.path(str(paths[FAMILY_MEMBERS])),
