@@ -137,6 +137,9 @@ class Reference:
         self.outside_by_name = _unique_index(keys, outside["iin"].to_numpy(dtype=object),
                                              valid_iin_mask(outside["iin"].to_numpy(dtype=object)), birth)
         self._xref = self._split(xref) if xref is not None else {}
+        #: person -> the region their records agree on (see :func:`region_votes`); the golden
+        #: record's until votes are counted
+        self.region = self.golden["region"]
 
     @staticmethod
     def _split(xref: pa.Table) -> dict[str, pa.Table]:
@@ -159,10 +162,18 @@ class Reference:
         return table.to_pandas()
 
 
+#: a reference resolution left without a person (person ids are positive)
+UNRESOLVED = -1
+
+
 def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, group: str) -> pd.Series:
-    """The resolved person id of each row's reference ``group`` (NaN where unresolved)."""
-    x = xref[xref.group == group].drop_duplicates("record_id").set_index("record_id").person_id
-    return pd.Series(x.reindex(clean[spec.record_id].astype(str).to_numpy()).to_numpy(), index=clean.index)
+    """The resolved person id of each row's reference ``group`` (int64, :data:`UNRESOLVED` where
+    none: person ids use all 63 bits, so they never pass through floats)."""
+    x = xref[xref.group == group].drop_duplicates("record_id")
+    rows = pd.Index(x.record_id.astype(str)).get_indexer(clean[spec.record_id].astype(str).to_numpy())
+    ids = x.person_id.to_numpy(dtype=np.int64)
+    person = np.where(rows >= 0, ids[np.maximum(rows, 0)] if len(ids) else UNRESOLVED, UNRESOLVED)
+    return pd.Series(person.astype(np.int64), index=clean.index)
 
 
 def _patronymic_stem(text: str) -> str:
@@ -234,6 +245,41 @@ def _region_reference(spec: RegistrySpec, clean: pd.DataFrame, column: str, regi
     return best
 
 
+def region_pairs(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """(person_id, region) of every region this registry gives a resolved person: a person's
+    region column, or a region column that follows one of its person groups."""
+    persons = {g: _person_of(spec, clean, xref, g) for g in spec.person_groups}
+    golden = {g: pd.Series(ref.golden["region"].reindex(p.to_numpy()).to_numpy(), index=clean.index)
+              for g, p in persons.items()}
+    out = []
+    for col in spec.columns:
+        if col.type != "region":
+            continue
+        group = col.role_group if col.role_group not in (None, "animal") else _region_reference(spec, clean, col.name, golden)
+        if group in persons:
+            out.append(pd.DataFrame({"person_id": persons[group].to_numpy(), "region": clean[col.name].to_numpy(dtype=object)}))
+    if not out:
+        return pd.DataFrame({"person_id": pd.Series([], dtype=np.int64), "region": pd.Series([], dtype=object)})
+    pairs = pd.concat(out, ignore_index=True).dropna()
+    return pairs[pairs.person_id != UNRESOLVED]
+
+
+def region_votes(pairs: pd.DataFrame, golden: pd.Series) -> pd.Series:
+    """person -> the region most of their records give (a registry's wrong region is outvoted by
+    the person's other records: their address, their animals, their children's births); on a tie
+    the golden record's region when it is among the tied, else none."""
+    counts = pairs.groupby(["person_id", "region"], sort=True).size().rename("n").reset_index()
+    counts["golden"] = (counts.region.to_numpy(dtype=object) == golden.reindex(counts.person_id).to_numpy(dtype=object))
+    counts = counts.sort_values(["person_id", "n", "golden"], ascending=[True, False, False], kind="stable")
+    top = counts.drop_duplicates("person_id")
+    second = counts[counts.person_id.duplicated()].drop_duplicates("person_id").set_index("person_id").n
+    tied = (second.reindex(top.person_id).to_numpy() == top.n.to_numpy()) & ~top.golden.to_numpy()
+    voted = pd.Series(np.where(tied, None, top.region.to_numpy(dtype=object)), index=top.person_id.to_numpy(dtype=np.int64))
+    out = golden.copy()
+    out.loc[voted.index] = voted.to_numpy()
+    return out
+
+
 def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference) -> CheckOutcome:
     out = CheckOutcome("population_register", True, "WARN", CROSS_CHECKS["population_register"])
     fold = spec.source.encoding == "cp1251"  # the agency cannot write Kazakh letters
@@ -251,8 +297,9 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
         person = _person_of(spec, clean, xref, group)
         golden = ref.golden.reindex(person.to_numpy())
         golden.index = clean.index
+        golden["region"] = ref.region.reindex(person.to_numpy()).to_numpy()
         regions[group] = golden["region"]
-        resolved = person.notna().to_numpy()
+        resolved = (person != UNRESOLVED).to_numpy()
         parts = _name_parts(clean, roles)
         if "iin" in roles:
             iin = clean[roles["iin"]]
@@ -342,7 +389,7 @@ def duplicates(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame) -> C
     # every member of a group of copies is flagged: which one is the original is the owner's call
     dup = key.duplicated(keep=False)
     if spec.person_groups:
-        dup &= key[[f"_{g}" for g in spec.person_groups]].notna().any(axis=1)
+        dup &= (key[[f"_{g}" for g in spec.person_groups]] != UNRESOLVED).any(axis=1)
     if dup.any():
         out.passed = False
         out.flagged["duplicate_record"] = clean.loc[dup, spec.record_id].astype(str).tolist()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from family_pipeline.catalog import RegistrySpec
+from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
 from family_pipeline.quality.checks import CheckOutcome
@@ -23,6 +23,8 @@ from family_pipeline.quality.cross import (
     duplicates,
     livestock,
     population_register,
+    region_pairs,
+    region_votes,
     tag_disputes,
 )
 
@@ -51,9 +53,25 @@ def _stamp(path: Path) -> tuple[str, float]:
 def reference(lake: Lake) -> Reference:
     """The reference every registry's cross checks share, read once per process and lake state
     (a run checks 90 registries in one process: see definitions.py)."""
-    return _reference(*_stamp(lake.table("resolution", "persons")),
-                      *_stamp(lake.table("registries", POPULATION_REGISTER)),
-                      *_stamp(lake.table("resolution", "person_xref")))
+    ref = _reference(*_stamp(lake.table("resolution", "persons")),
+                     *_stamp(lake.table("registries", POPULATION_REGISTER)),
+                     *_stamp(lake.table("resolution", "person_xref")))
+    if not getattr(ref, "regions_voted", False):
+        ref.region = region_votes(_region_pairs(lake, ref), ref.golden["region"])
+        ref.regions_voted = True
+    return ref
+
+
+def _region_pairs(lake: Lake, ref: Reference) -> pd.DataFrame:
+    """Every region any registry gives a resolved person (only the region columns are read)."""
+    pairs = []
+    for spec in catalog().registries:
+        columns = [c.name for c in spec.columns if c.type == "region"]
+        if not columns or not spec.person_groups or not lake.table("registries", spec.code).exists():
+            continue
+        clean = lake.read("registries", spec.code, columns=[spec.record_id, *columns]).to_pandas()
+        pairs.append(region_pairs(spec, clean, ref.xref_of(spec.code), ref))
+    return pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame({"person_id": [], "region": []})
 
 
 @functools.lru_cache(maxsize=1)
