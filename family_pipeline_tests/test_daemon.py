@@ -28,16 +28,25 @@ FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 TIMEOUT_SECONDS = 90
 
 
-def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> None:
-    """SIGTERM to the whole process group (daemon, code server, run workers); SIGKILL if it lingers."""
+def default_interrupts() -> None:
+    """In the child: SIGINT back to its default. A test run in the background of a
+    non-interactive shell inherits SIGINT ignored, and Dagster maps SIGTERM onto SIGINT's handler,
+    so the server would ignore SIGTERM too (../shared/STACK.md)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> bool:
+    """SIGTERM to the whole process group; SIGKILL if it lingers. True if SIGTERM was enough."""
     if proc.poll() is not None:
-        return
+        return True
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(grace_seconds)
+        return True
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        return False
 
 
 @pytest.mark.postgres
@@ -68,7 +77,8 @@ def test_daemon_starts_a_queued_run_on_postgres(pg_dagster_home, postgres_db, sm
 
     log = (tmp_path / "daemon.log").open("w")
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              preexec_fn=default_interrupts)
     try:
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -78,12 +88,12 @@ def test_daemon_starts_a_queued_run_on_postgres(pg_dagster_home, postgres_db, sm
             time.sleep(1)
         heartbeats = instance.get_daemon_heartbeats()
     finally:
-        stop_process_group(daemon)
+        stopped_cleanly = stop_process_group(daemon)
         log.close()
     log_text = (tmp_path / "daemon.log").read_text()
     assert run.status == dg.DagsterRunStatus.SUCCESS, f"run {run_id} is {run.status}\n{log_text[-4000:]}"
     assert {"QUEUED_RUN_COORDINATOR", "SENSOR", "SCHEDULER"} <= set(heartbeats)
-    assert daemon.returncode is not None
+    assert stopped_cleanly, "dagster-daemon did not stop on SIGTERM to its process group"
 
     # read back from PostgreSQL: a fresh instance object, and the tables themselves
     again = instance_for(pg_dagster_home)

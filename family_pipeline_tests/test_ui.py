@@ -103,15 +103,25 @@ def render_until(browser: str, url: str, screenshot: Path, profile: Path, patter
     return text
 
 
-def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> None:
+def default_interrupts() -> None:
+    """In the child: SIGINT back to its default. A test run in the background of a
+    non-interactive shell inherits SIGINT ignored, and Dagster maps SIGTERM onto SIGINT's handler,
+    so the server would ignore SIGTERM too (../shared/STACK.md)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> bool:
+    """SIGTERM to the whole process group; SIGKILL if it lingers. True if SIGTERM was enough."""
     if proc.poll() is not None:
-        return
+        return True
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(grace_seconds)
+        return True
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        return False
 
 
 def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, tmp_path, dagster_home):
@@ -135,7 +145,8 @@ def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, 
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FAMILY_PIPELINE_DATA": str(data)}
     with log.open("w") as out:
         dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                               cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                               cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=default_interrupts)
     try:
         info = wait_for_server(url, dev, log)
         assert info["dagster_version"] == dg.__version__
@@ -174,5 +185,5 @@ def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, 
                 assert re.search(rf"\b{check} {check} {'Succeeded' if ok else 'Failed'}\b", checks_text), (check, checks_text[:3000])
         assert (ARTIFACTS / "asset_graph.png").stat().st_size > 10_000
     finally:
-        stop_process_group(dev)
-    assert dev.returncode is not None
+        stopped_cleanly = stop_process_group(dev)
+    assert stopped_cleanly, "dagster dev did not stop on SIGTERM to its process group"
