@@ -12,7 +12,8 @@ import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.automation import landing_zone_sensor
-from family_pipeline.defs.registries import GROUP as REGISTRIES, build_registry_assets, registry_key
+from family_pipeline.defs.registries import GROUP as REGISTRIES
+from family_pipeline.defs.registries import build_registry_assets, registry_key
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
 from family_pipeline.instance import instance_for
 from family_pipeline_tests.conftest import copy_country

@@ -89,7 +89,7 @@ def render(browser: str, url: str, screenshot: Path, profile: Path) -> str:
     dom = subprocess.run([*args, f"--screenshot={screenshot}", "--dump-dom", url], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert screenshot.exists(), "Chromium wrote no screenshot"
-    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S)
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.DOTALL)
     return " ".join(re.sub(r"<[^>]+>", " ", text).split())
 
 
@@ -146,7 +146,7 @@ def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, 
     with log.open("w") as out:
         dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                               preexec_fn=default_interrupts)
+                               preexec_fn=default_interrupts)  # noqa: PLW1509 (only resets a signal)
     try:
         info = wait_for_server(url, dev, log)
         assert info["dagster_version"] == dg.__version__

@@ -22,7 +22,8 @@ import dagster as dg
 
 from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.defs.jobs import family_map, ingest_registries
-from family_pipeline.defs.registries import GROUP as REGISTRIES, check_specs, registry_key
+from family_pipeline.defs.registries import GROUP as REGISTRIES
+from family_pipeline.defs.registries import check_specs, registry_key
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.lib.lake import Lake
 
@@ -55,6 +56,18 @@ family_map_weekly = dg.ScheduleDefinition(
 )
 
 
+def _manifest(lake: Lake, code: str) -> dict | None:
+    """The agency's manifest of one registry's extract; {} if unreadable, None if absent."""
+    path = lake.landing_dir(code) / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def extract_fingerprint(spec: RegistrySpec, lake: Lake) -> str | None:
     """What identifies the extract of one registry in the landing zone, or None if there is none.
 
@@ -63,17 +76,13 @@ def extract_fingerprint(spec: RegistrySpec, lake: Lake) -> str | None:
     known by their manifest alone.
     """
     folder = lake.landing_dir(spec.code)
-    manifest_path = folder / "manifest.json"
     parts: dict[str, object] = {}
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            manifest = {}
-            stat = manifest_path.stat()
-            parts["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
-        parts["extracted_at"] = manifest.get("extracted_at")
-        parts["rows"] = manifest.get("rows")
+    manifest = _manifest(lake, spec.code)
+    if manifest:
+        parts["manifest"] = [manifest.get("extracted_at"), manifest.get("rows")]
+    elif manifest is not None:  # unreadable: known by the file itself
+        stat = (folder / "manifest.json").stat()
+        parts["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
     if spec.source.location != "database":
         export = folder / spec.file_name
         if export.exists():
@@ -100,13 +109,9 @@ def _never_ingested(instance: dg.DagsterInstance, lake: Lake, codes: list[str]) 
     stale = []
     for code in codes:
         event = latest.get(registry_key(code))
-        manifest = lake.landing_dir(code) / "manifest.json"
-        try:
-            extracted_at = json.loads(manifest.read_text(encoding="utf-8")).get("extracted_at") if manifest.exists() else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            extracted_at = None
         materialization = event.asset_materialization if event is not None else None
         ingested = materialization.metadata.get("extracted_at") if materialization is not None else None
+        extracted_at = (_manifest(lake, code) or {}).get("extracted_at")
         if ingested is None or (extracted_at is not None and ingested.value != extracted_at):
             stale.append(code)
     return stale
