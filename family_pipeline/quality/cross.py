@@ -143,16 +143,23 @@ class Reference:
 
     @staticmethod
     def _split(xref: pa.Table) -> dict[str, pa.Table]:
-        """The crosswalk cut by registry once: each registry's checks take their slice."""
-        registry = xref.column("registry")
-        order = pc.sort_indices(registry)
-        xref = xref.take(order)
-        codes = xref.column("registry").to_numpy(zero_copy_only=False)
+        """The crosswalk cut by registry once: each registry's checks take their slice. A
+        crosswalk written registry by registry is sliced in place; any other is sorted first."""
+        registry = xref.column("registry").combine_chunks()
+        if not pa.types.is_dictionary(registry.type):
+            registry = pc.dictionary_encode(registry)
+        codes = registry.indices.to_numpy(zero_copy_only=False)
+        names = registry.dictionary.to_pylist()
+        xref = xref.drop_columns(["registry"])
         if len(codes) == 0:
             return {}
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        if len(np.unique(codes[starts])) < len(starts):  # a registry in several runs: sort
+            order = np.argsort(codes, kind="stable")
+            xref, codes = xref.take(pa.array(order)), codes[order]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         ends = np.r_[starts[1:], len(codes)]
-        return {str(codes[s]): xref.slice(s, e - s).drop_columns(["registry"]) for s, e in zip(starts, ends)}
+        return {str(names[codes[s]]): xref.slice(s, e - s) for s, e in zip(starts, ends)}
 
     def xref_of(self, code: str) -> pd.DataFrame:
         table = self._xref.get(code)
@@ -169,10 +176,12 @@ UNRESOLVED = -1
 def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, group: str) -> pd.Series:
     """The resolved person id of each row's reference ``group`` (int64, :data:`UNRESOLVED` where
     none: person ids use all 63 bits, so they never pass through floats)."""
-    x = xref[xref.group == group].drop_duplicates("record_id")
-    rows = pd.Index(x.record_id.astype(str)).get_indexer(clean[spec.record_id].astype(str).to_numpy())
-    ids = x.person_id.to_numpy(dtype=np.int64)
-    person = np.where(rows >= 0, ids[np.maximum(rows, 0)] if len(ids) else UNRESOLVED, UNRESOLVED)
+    x = xref[xref.group == group]
+    ids = pa.array(x.record_id.astype(str).to_numpy(dtype=object), pa.string())
+    rows = pc.index_in(pa.array(clean[spec.record_id].astype(str).to_numpy(dtype=object), pa.string()), value_set=ids)
+    rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    persons = x.person_id.to_numpy(dtype=np.int64)
+    person = np.where(rows >= 0, persons[np.maximum(rows, 0)] if len(persons) else UNRESOLVED, UNRESOLVED)
     return pd.Series(person.astype(np.int64), index=clean.index)
 
 
@@ -268,15 +277,29 @@ def region_votes(pairs: pd.DataFrame, golden: pd.Series) -> pd.Series:
     """person -> the region most of their records give (a registry's wrong region is outvoted by
     the person's other records: their address, their animals, their children's births); on a tie
     the golden record's region when it is among the tied, else none."""
-    counts = pairs.groupby(["person_id", "region"], sort=True).size().rename("n").reset_index()
-    counts["golden"] = (counts.region.to_numpy(dtype=object) == golden.reindex(counts.person_id).to_numpy(dtype=object))
-    counts = counts.sort_values(["person_id", "n", "golden"], ascending=[True, False, False], kind="stable")
-    top = counts.drop_duplicates("person_id")
-    second = counts[counts.person_id.duplicated()].drop_duplicates("person_id").set_index("person_id").n
-    tied = (second.reindex(top.person_id).to_numpy() == top.n.to_numpy()) & ~top.golden.to_numpy()
-    voted = pd.Series(np.where(tied, None, top.region.to_numpy(dtype=object)), index=top.person_id.to_numpy(dtype=np.int64))
     out = golden.copy()
-    out.loc[voted.index] = voted.to_numpy()
+    if pairs.empty:
+        return out
+    person = pairs.person_id.to_numpy(dtype=np.int64)
+    encoded = pc.dictionary_encode(pa.array(pairs.region.to_numpy(dtype=object), pa.string()))
+    region = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.lexsort((region, person))
+    p, r = person[order], region[order]
+    new = np.r_[True, (p[1:] != p[:-1]) | (r[1:] != r[:-1])]
+    starts = np.flatnonzero(new)
+    n = np.diff(np.r_[starts, len(p)])
+    up, ur = p[starts], r[starts]
+    is_golden = names[ur] == golden.reindex(up).to_numpy(dtype=object)
+    # per person: most records first, the golden region first among equals
+    rank = np.lexsort((~is_golden, -n, up))
+    up, ur, n, is_golden = up[rank], ur[rank], n[rank], is_golden[rank]
+    first = np.r_[True, up[1:] != up[:-1]]
+    second_n = np.where(np.r_[~first[1:], False], np.r_[n[1:], 0], -1)  # the runner-up's count
+    top = np.flatnonzero(first)
+    tied = (second_n[top] == n[top]) & ~is_golden[top]
+    voted = np.where(tied, None, names[ur[top]])
+    out.loc[up[top]] = voted
     return out
 
 
@@ -424,25 +447,45 @@ def after_death(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref
     return out
 
 
+def _codes(values: pd.Series) -> np.ndarray:
+    """Dense int64 codes of a string column (-1 missing), in Arrow."""
+    arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(dtype=object), pa.string())
+    return pc.dictionary_encode(arr).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _per_group(group: np.ndarray, values: np.ndarray, how) -> np.ndarray:
+    """``how`` (np.maximum or np.add) of ``values`` over each group, spread back to its rows."""
+    out = np.zeros(int(group.max(initial=-1)) + 1, values.dtype) if how is np.add else \
+        np.full(int(group.max(initial=-1)) + 1, np.iinfo(np.int64).min)
+    how.at(out, group, values)
+    return out[group]
+
+
 def tag_disputes(linked: pd.DataFrame) -> pd.Series:
     """Per linked animal record: its tag is not the one the animal's records agree on. Within an
     animal that resolution linked across records, the animal's tag is the one most of its
     records carry, a tag in the standard form first; when two standard tags are carried equally
     often nobody can tell which one is mistyped, so every record carrying one of them is asked
-    about."""
-    keyed = linked.tag_norm.notna() & ~linked.animal_key.str.contains("#", regex=False).fillna(True)
-    frame = linked.loc[keyed, ["animal_key", "tag_norm"]]
-    if frame.empty:
-        return pd.Series(False, index=linked.index)
-    standard = frame.tag_norm.str.fullmatch(TAG_PATTERN).fillna(False).astype(np.int64)
+    about. Vectorised over integer codes of animals and tags."""
+    keyed = (linked.tag_norm.notna() & ~linked.animal_key.str.contains("#", regex=False).fillna(True)).to_numpy()
+    disputed = np.zeros(len(linked), bool)
+    if not keyed.any():
+        return pd.Series(disputed, index=linked.index)
+    animal = _codes(linked.animal_key[keyed])
+    tag = _codes(linked.tag_norm[keyed])
+    standard = linked.tag_norm[keyed].str.fullmatch(TAG_PATTERN).fillna(False).to_numpy(dtype=bool)
+    pair = animal * (int(tag.max()) + 1) + tag
+    _, pair_code, pair_size = np.unique(pair, return_inverse=True, return_counts=True)
     # votes: standard form first, then the number of records carrying the tag
-    votes = standard * (len(frame) + 1) + frame.groupby(["animal_key", "tag_norm"], sort=False).tag_norm.transform("size")
-    by_animal = frame.animal_key
-    top = votes.groupby(by_animal, sort=False).transform("max")
-    tags = frame.groupby("animal_key", sort=False).tag_norm.transform("nunique")
-    tied = frame.tag_norm.where(votes == top).groupby(by_animal, sort=False).transform("nunique")
-    disputed = (tags > 1) & ((votes < top) | (tied > 1))
-    return disputed.reindex(linked.index, fill_value=False)
+    votes = standard.astype(np.int64) * (len(pair) + 1) + pair_size[pair_code]
+    top = _per_group(animal, votes, np.maximum)
+    first_of_pair = np.zeros(len(pair_size), np.int64)
+    first_of_pair[pair_code] = np.arange(len(pair))
+    is_first = first_of_pair[pair_code] == np.arange(len(pair))  # one row per (animal, tag)
+    tags = _per_group(animal, is_first.astype(np.int64), np.add)
+    tied = _per_group(animal, (is_first & (votes == top)).astype(np.int64), np.add)
+    disputed[keyed] = (tags > 1) & ((votes < top) | (tied > 1))
+    return pd.Series(disputed, index=linked.index)
 
 
 def livestock(spec: RegistrySpec, linked: pd.DataFrame, anomalies: pd.DataFrame) -> CheckOutcome:

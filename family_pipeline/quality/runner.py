@@ -42,7 +42,8 @@ def _reference(persons_path: str, persons_mtime: float, register_path: str, regi
                                                      "patronymic", "birth_date", "region", "death_date", "mentions"])
     register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "birth_date"])
                 if register_path else pd.DataFrame({"iin": pd.Series([], dtype=object)}))
-    xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"]) if xref_path else None
+    xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"],
+                         read_dictionary=["registry", "group"]) if xref_path else None
     return Reference(persons, register["iin"], register if register_path else None, xref)
 
 

@@ -4,14 +4,24 @@ ERROR checks, a clean country that fails no ERROR check, and defects caught wher
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from family_pipeline.catalog import catalog
 from family_pipeline.evaluation import evaluate
 from family_pipeline.quality import registry_checks
-from family_pipeline.quality.cross import Reference, after_death, duplicates, population_register
+from family_pipeline.quality.cross import (
+    Reference,
+    after_death,
+    duplicates,
+    livestock,
+    population_register,
+    region_votes,
+    tag_disputes,
+)
 from family_pipeline.synth import generate_country
 from family_pipeline_tests.conftest import copy_country, run_on_instance
+from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline_tests.ingestion.test_formats import IINS, registry
 
 SPEC = registry({"format": "csv"}, living_only=True)
@@ -94,6 +104,135 @@ def test_cross_registry_checks():
     assert dead.flagged == {"dead_subject": ["DEAD", "COPY"]}
     dup = duplicates(SPEC, clean, xref)
     assert sorted(dup.flagged["duplicate_record"]) == ["COPY", "DEAD"]  # the same person, the same facts
+
+
+def _people_spec(code: str = "people_reg", encoding: str = "utf-8", region_role: bool = True):
+    """A registry naming one person in full: IIN, surname, first name, patronymic, birth date."""
+    return registry({"format": "csv", "encoding": encoding}, code=code, columns=[
+        {"name": "record_id", "source": "ID", "type": "string", "required": True, "unique": True},
+        {"name": "iin", "source": "IIN", "type": "iin", "role": "subject.iin"},
+        {"name": "last_name", "source": "FAM", "type": "name", "role": "subject.last_name"},
+        {"name": "first_name", "source": "IM", "type": "name", "role": "subject.first_name"},
+        {"name": "patronymic", "source": "OT", "type": "name", "role": "subject.patronymic"},
+        {"name": "birth_date", "source": "DR", "type": "date", "role": "subject.birth_date"},
+        {"name": "region", "source": "OBL", "type": "region", **({"role": "subject.region"} if region_role else {})},
+    ])
+
+
+def _persons(rows: list[dict]) -> pd.DataFrame:
+    base = {"iin": None, "iin_disputed": False, "last_name": None, "first_name": None, "patronymic": None,
+            "birth_date": None, "region": "KZ-75", "death_date": None, "mentions": 5}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _people(rows: list[dict]) -> pd.DataFrame:
+    base = {"iin": None, "iin_valid": True, "last_name": None, "first_name": None, "patronymic": None,
+            "birth_date": None, "region": "KZ-75"}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _subjects(clean: pd.DataFrame, person_ids: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"record_id": clean.record_id, "group": "subject", "person_id": person_ids})
+
+
+def test_patronymics_may_change_their_gendered_form_but_not_their_spelling():
+    persons = _persons([{"person_id": 1, "iin": IINS[0], "last_name": "Әбенова", "first_name": "Дана",
+                         "patronymic": "Ержанқызы", "birth_date": dt.date(1985, 2, 1)}])
+    ref = Reference(persons, pd.Series([IINS[0]]))
+    person = {"iin": IINS[0], "last_name": "Әбенова", "first_name": "Дана", "birth_date": dt.date(1985, 2, 1)}
+    clean = _people([
+        {"record_id": "SAME", **person, "patronymic": "Ержанқызы"},
+        {"record_id": "RUSSIAN_FORM", **person, "patronymic": "Ержановна"},  # the same father, another form
+        {"record_id": "TYPO_IN_ENDING", **person, "patronymic": "Ержанэвна"},
+        {"record_id": "SOFT_SIGN", **person, "patronymic": "Ержьанқызы"},  # lost in a name key, not here
+        {"record_id": "FOLDED_ENDING", **person, "patronymic": "Ержанкызы"},  # қ written as к
+        {"record_id": "LATIN", **person, "patronymic": "Erzhankyzy"},
+    ])
+    spec = _people_spec()
+    out = population_register(spec, clean, _subjects(clean, [1] * 6), ref)
+    assert out.flagged["name_differs"] == ["FOLDED_ENDING", "LATIN", "SOFT_SIGN", "TYPO_IN_ENDING"]
+    # an export that cannot write Kazakh letters is compared folded: only the typo stays
+    folding = _people_spec(encoding="cp1251")
+    folded = clean[clean.record_id.isin(["FOLDED_ENDING", "TYPO_IN_ENDING"])].reset_index(drop=True)
+    out = population_register(folding, folded, _subjects(folded, [1, 1]), ref)
+    assert out.flagged["name_differs"] == ["TYPO_IN_ENDING"]
+
+
+def test_an_iin_the_register_gives_another_person_of_that_name_and_birth_date():
+    born = dt.date(1977, 7, 7)
+    right, mistyped = IINS[3], IINS[3][:10] + str((int(IINS[3][10]) + 3) % 10) + IINS[3][11]
+    other_day = str(make_iins(np.array(["1977-07-08"], dtype="datetime64[D]"), np.array(["F"]), np.array([404]))[0])
+    register = pd.DataFrame({"iin": [right], "iin_valid": [True], "last_name": ["Сейітова"], "first_name": ["Айгүл"],
+                             "birth_date": [born]})
+    persons = _persons([
+        {"person_id": 1, "iin": right, "last_name": "Сейітова", "first_name": "Айгүл", "birth_date": born, "mentions": 12},
+        {"person_id": 2, "iin": mistyped, "last_name": "Сейітова", "first_name": "Айгүл", "birth_date": born, "mentions": 2},
+    ])
+    ref = Reference(persons, register.iin, register)
+    person = {"last_name": "Сейітова", "first_name": "Айгүл", "birth_date": born}
+    clean = _people([
+        {"record_id": "RIGHT", "iin": right, **person},
+        {"record_id": "MISTYPED", "iin": mistyped, **person},  # a valid IIN, one digit off: no check digit sees it
+        {"record_id": "NAMESAKE", "iin": other_day, "last_name": "Сейітова", "first_name": "Айгүл",
+         "birth_date": dt.date(1977, 7, 8)},  # born another day: another person
+    ])
+    assert valid_iin_mask(np.array([mistyped, other_day])).all()
+    out = population_register(_people_spec(), clean, _subjects(clean, [1, 2, 3]), ref)
+    assert out.flagged["iin_registered_otherwise"] == ["MISTYPED"]
+    # the register's own record with the mistyped IIN, while the other registries use the right one
+    register = register.assign(iin=[mistyped])
+    persons = persons.assign(mentions=[12, 1], iin=[right, mistyped])
+    ref = Reference(persons, register.iin, register)
+    gbd = _people([{"record_id": "FL1", "iin": mistyped, **person}])
+    out = population_register(_people_spec(code="gbd_fl"), gbd, _subjects(gbd, [2]), ref)
+    assert out.flagged["iin_registered_otherwise"] == ["FL1"]
+    # ... but a register record whose IIN the others use is not asked about
+    out = population_register(_people_spec(code="gbd_fl"), gbd.assign(iin=[right]), _subjects(gbd, [1]), ref)
+    assert "iin_registered_otherwise" not in out.flagged
+
+
+def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
+    golden = pd.Series(["KZ-11", "KZ-11", "KZ-75"], index=[1, 2, 3])
+    pairs = pd.DataFrame({"person_id": [1, 1, 1, 2, 2, 3], "region": ["KZ-11", "KZ-75", "KZ-75", "KZ-11", "KZ-75", "KZ-75"]})
+    voted = region_votes(pairs, golden)
+    # two records against the golden record's one; a tie keeps the golden region
+    assert voted.to_dict() == {1: "KZ-75", 2: "KZ-11", 3: "KZ-75"}
+
+
+def test_a_region_column_without_a_role_is_checked_against_the_person_it_follows():
+    n = 250  # enough rows to tell what the column records
+    persons = _persons([{"person_id": i, "iin": None, "region": "KZ-75" if i % 2 else "KZ-11"} for i in range(n)])
+    ref = Reference(persons, pd.Series([], dtype=object))
+    clean = _people([{"record_id": f"R{i}", "region": "KZ-75" if i % 2 else "KZ-11"} for i in range(n)])
+    clean.loc[7, "region"] = "KZ-11"  # one wrong region among agreeing ones
+    spec = _people_spec(region_role=False)
+    out = population_register(spec, clean, _subjects(clean, list(range(n))), ref)
+    assert out.flagged["region_differs"] == ["R7"] and out.details["region_follows"] == "subject"
+    # a column that agrees with its persons only now and then records something else
+    clean["region"] = ["KZ-75" if i % 3 else "KZ-11" for i in range(n)]
+    out = population_register(spec, clean, _subjects(clean, list(range(n))), ref)
+    assert "region_differs" not in out.flagged
+
+
+def test_tags_the_records_of_an_animal_dispute():
+    linked = pd.DataFrame([
+        # three records of one cow, one with a digit wrong: the majority's tag is the cow's
+        ("isj", "A1", "KZ000100000019", "KZ000100000019"), ("vet", "A2", "KZ000100000019", "KZ000100000019"),
+        ("hh", "A3", "KZ000100000049", "KZ000100000019"),
+        # two records, both well formed, one digit apart: nobody can tell which one is right
+        ("isj", "B1", "KZ000100000026", "KZ000100000026"), ("hh", "B2", "KZ000100000028", "KZ000100000026"),
+        # two records, one with a digit dropped: the standard form wins the tie
+        ("isj", "C1", "KZ000100000033", "KZ000100000033"), ("hh", "C2", "KZ00010000033", "KZ000100000033"),
+        # alone, and one linked without a tag of its own
+        ("isj", "D1", "KZ000100000040", "KZ000100000040"), ("hh", "E1", None, "#hh/E1"),
+    ], columns=["registry", "record_id", "tag_norm", "animal_key"])
+    linked["tag"] = linked.tag_norm
+    disputed = linked.loc[tag_disputes(linked), "record_id"].tolist()
+    assert disputed == ["A3", "B1", "B2", "C2"]
+    spec = catalog().registry("household_livestock")
+    out = livestock(spec, linked.assign(registry=linked.registry.replace({"hh": spec.code})),
+                    pd.DataFrame({"animal_key": [], "kind": []}))
+    assert out.flagged["tag_differs"] == ["A3", "B2", "C2"] and out.flagged["tag_format"] == ["C2"]
 
 
 # ------------------------------------------------------------------ on generated countries
