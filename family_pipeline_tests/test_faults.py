@@ -45,7 +45,8 @@ def test_unreachable_registry_database_fails_only_its_asset_after_retries(small_
     data = copy_country(small_country, tmp_path / "data")
     url = f"postgresql+psycopg2://registry_reader:secret-password@127.0.0.1:{closed_port()}/registries"
     specs = [catalog().registry(c) for c in [DATABASE_REGISTRY, *FILE_REGISTRIES]]
-    result = dg.materialize(build_registry_assets(specs), instance=instance_for(dagster_home), raise_on_error=False,
+    instance = instance_for(dagster_home)
+    result = dg.materialize(build_registry_assets(specs), instance=instance, raise_on_error=False,
                             resources={"lake": LakeResource(root=str(data)),
                                        "registry_source": RegistrySourceResource(database_url=url)})
     assert not result.success
@@ -56,6 +57,13 @@ def test_unreachable_registry_database_fails_only_its_asset_after_retries(small_
     assert kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == DATABASE_RETRY.max_retries
     assert kinds.count(dg.DagsterEventType.STEP_RESTARTED) == DATABASE_RETRY.max_retries
     assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
+    # each retry waited the policy's backoff (exponential: 2, 6, 14 s) before the step restarted
+    logged = [(e.dagster_event.event_type, e.timestamp) for e in instance.all_logs(result.run_id)
+              if e.dagster_event is not None and e.dagster_event.step_key == step]
+    ups = [t for kind, t in logged if kind == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    restarts = [t for kind, t in logged if kind == dg.DagsterEventType.STEP_RESTARTED]
+    for attempt, (up, restart) in enumerate(zip(ups, restarts), start=1):
+        assert restart - up >= DATABASE_RETRY.calculate_delay(attempt) - 0.5, (attempt, restart - up)
     failure = next(e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     text = str(failure.event_specific_data.error)
     assert "database unreachable" in text and "secret-password" not in text
