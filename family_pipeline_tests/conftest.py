@@ -83,6 +83,22 @@ def small_country(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def family_map_run(small_country, tmp_path_factory) -> dict:
+    """The whole ``family_map`` job, once per session, on a writable copy of the small country.
+
+    Tests that only read what the job produced share it (the end-to-end run of every stage is
+    the slowest thing in the suite); a test that changes the landing zone or the lake makes its
+    own copy instead. Keys: root, lake, home, result, instance."""
+    from family_pipeline.lib.lake import Lake
+
+    root = copy_country(small_country, tmp_path_factory.mktemp("family_map") / "country")
+    home = tmp_path_factory.mktemp("family_map_home")
+    result, instance = run_on_instance(root, home, "family_map")
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return {"root": root, "lake": Lake(root), "home": home, "result": result, "instance": instance}
+
+
 def copy_country(src: Path, dst: Path) -> Path:
     """A writable copy of a generated country's landing zone; the truth is linked, not copied."""
     import shutil

@@ -34,7 +34,7 @@ from family_pipeline.defs.warehouse import mart_key
 from family_pipeline.lib.alphabet import TRANSLIT_TABLE
 from family_pipeline.lib.lake import Lake
 from family_pipeline.warehouse import ANALYTICS, mart_catalog
-from family_pipeline_tests.conftest import copy_country, run_on_instance
+from family_pipeline_tests.conftest import run_on_instance
 
 #: a surname and a first name this many words apart count as one name
 NAME_WINDOW = 6
@@ -138,11 +138,10 @@ def _analytics_marts(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def materialized(small_country, tmp_path_factory):
+def materialized(family_map_run):
     """The small country through the whole family map, its owner alerts sent, the marts published."""
-    root = copy_country(small_country, tmp_path_factory.mktemp("privacy"))
-    home = tmp_path_factory.mktemp("privacy_home")
-    result, instance = run_on_instance(root, home, "family_map")
+    root, home = family_map_run["root"], family_map_run["home"]
+    result, instance = family_map_run["result"], family_map_run["instance"]
     alerts_url = f"sqlite:///{root / 'alerts.sqlite'}"
     context = dg.build_sensor_context(instance=instance, resources={
         "alerting": AlertingResource(alerts_db_url=alerts_url)})

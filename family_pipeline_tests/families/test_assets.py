@@ -6,26 +6,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from family_pipeline.catalog import catalog
 from family_pipeline.defs.families import FAMILIES, FAMILY_FEATURES, FAMILY_MEMBERS, ONE_FAMILY_CHECK
-from family_pipeline.defs.registries import registry_key
-from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, ANOMALY_SUMMARY, CANDIDATES, MENTIONS, PERSONS, REVIEW, XREF
 from family_pipeline.evaluation import evaluate
 from family_pipeline.families import RULES, feature_dictionary
-from family_pipeline.lib.lake import Lake
-from family_pipeline_tests.conftest import copy_country, run_on_instance
-
-UPSTREAM = [registry_key(s.code) for s in catalog().registries] + [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES,
-                                                                    ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
+from family_pipeline_tests.conftest import run_on_instance
 
 
 @pytest.fixture(scope="module")
-def families_run(small_country, tmp_path_factory):
-    root = copy_country(small_country, tmp_path_factory.mktemp("families"))
-    result, _ = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "family_map",
-                                UPSTREAM + [FAMILY_MEMBERS, FAMILIES, FAMILY_FEATURES])
-    assert result.success
-    return {"root": root, "lake": Lake(root), "result": result}
+def families_run(family_map_run):
+    return family_map_run
 
 
 def _metadata(result, key):

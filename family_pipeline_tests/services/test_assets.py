@@ -20,27 +20,16 @@ from family_pipeline.defs.services import (
     juror_longlists,
 )
 from family_pipeline.evaluation import evaluate
-from family_pipeline.lib.lake import Lake
-from family_pipeline_tests.conftest import copy_country, run_on_instance
-
-UPSTREAM = ("registries", "resolution", "families", "scoring", GROUP)
 
 
 @pytest.fixture(scope="module")
-def served(small_country, tmp_path_factory):
+def served(family_map_run):
     from family_pipeline.definitions import defs
 
-    graph = defs().resolve_asset_graph()
-    keys = list(graph.get_all_asset_keys())
-    if not all(graph.has(k) and graph.get(k).is_materializable for k in (
-            dg.AssetKey(["families", "family_members"]), dg.AssetKey(["scoring", "family_scores"]))):
-        pytest.skip("the families and scoring stages are not defined yet")
-    selection = [k for k in keys if k.path[0] in UPSTREAM and graph.get(k).is_materializable]
-    root = copy_country(small_country, tmp_path_factory.mktemp("served"))
-    result, _ = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "family_map", selection)
-    assert result.success
+    result = family_map_run["result"]
     meta = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    return {"root": root, "lake": Lake(root), "meta": meta, "graph": graph}
+    return {"root": family_map_run["root"], "lake": family_map_run["lake"], "meta": meta,
+            "graph": defs().resolve_asset_graph()}
 
 
 def test_services_assets_follow_their_dependencies(served):
