@@ -104,7 +104,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     for side in ("a", "b"):
         rows = review[f"row_{side}"].to_numpy()
         for k in ("registry", "record_id", "group"):
-            review[f"{k}_{side}"] = mentions[k].to_numpy()[rows]
+            review[f"{k}_{side}"] = mentions[k].iloc[rows].to_numpy()  # only the rows under review
         review[f"person_id_{side}"] = pid[rows]
     review = review.drop(columns=["row_a", "row_b"])
     model_path.parent.mkdir(parents=True, exist_ok=True)

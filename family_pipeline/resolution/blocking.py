@@ -13,12 +13,13 @@ it is stable by construction.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "group_order", "pairs_within",
-           "sorted_unique"]
+           "reusing_freed_memory", "sorted_unique"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,52 @@ class BlockingPass:
     #: keep only pairs where a side lacks one of these fields: a pass whose key grows with the
     #: population (namesakes) is only for records the sharper passes cannot reach
     only_when_missing: tuple[str, ...] = ()
+
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_DEFAULT_THRESHOLD = 128 * 1024
+_reuse_depth = 0
+
+
+def _libc():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc
+        return None
+
+
+@contextmanager
+def reusing_freed_memory():
+    """While inside, glibc keeps freed memory for the next allocation instead of handing every
+    large array back to the kernel and faulting fresh pages in for the next one. Linkage makes
+    thousands of short-lived national-size arrays; at 1M persons this halves the system time
+    (30 s of 85 s CPU). On leaving, the defaults come back and the memory is returned."""
+    global _reuse_depth
+    libc = _libc()
+    if libc is None or _reuse_depth:
+        _reuse_depth += 1
+        try:
+            yield
+        finally:
+            _reuse_depth -= 1
+        return
+    import ctypes
+
+    _reuse_depth += 1
+    libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(1 << 30))
+    libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(1 << 30))
+    libc.mallopt(_M_TOP_PAD, ctypes.c_int(256 << 20))
+    try:
+        yield
+    finally:
+        _reuse_depth -= 1
+        libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_DEFAULT_THRESHOLD))
+        libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_DEFAULT_THRESHOLD))
+        libc.mallopt(_M_TOP_PAD, ctypes.c_int(0))
+        libc.malloc_trim(ctypes.c_size_t(0))
 
 
 def _bits(n: int) -> int:
@@ -61,25 +108,26 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 def dense_codes(columns: list[np.ndarray]) -> np.ndarray:
     """One code per distinct tuple of integer columns, numbered 0..k-1 in order of first appearance.
 
-    Columns are packed into one 64-bit key while they fit and renumbered in between, so any
-    number of columns costs a few sorts of the rows.
+    Columns are packed into one 64-bit key while the key and a row index fit in it together, and
+    renumbered in between, so any number of columns costs a few packed sorts of the rows.
     """
     n = len(columns[0]) if columns else 0
     if n == 0:
         return np.empty(0, np.int64)
+    room = max(62 - _bits(n), 8)  # key bits that leave room for the row index
     code = np.zeros(n, np.int64)
     width = 1  # every code is below width
     for column in columns:
         c = np.asarray(column, np.int64)
         lo, hi = int(c.min()), int(c.max())
-        if _bits(hi - lo + 1) > 61:  # values spread over the int64 range: renumber them first
+        if _bits(hi - lo + 1) > room:  # values spread wide (a sentinel): renumber them first
             c = _first_appearance(c)
             lo, hi = 0, int(c.max())
         span = hi - lo + 1
-        if _bits(width) + _bits(span) > 62:
+        if _bits(width) + _bits(span) > room:
             code = _first_appearance(code)
             width = int(code.max()) + 1
-            if _bits(width) + _bits(span) > 62:
+            if _bits(width) + _bits(span) > room:
                 c = _first_appearance(c)
                 lo, span = 0, int(c.max()) + 1
         code = code * span + (c - lo if lo else c)

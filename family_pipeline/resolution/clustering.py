@@ -27,7 +27,8 @@ __all__ = ["cluster"]
 
 def _cores(labels: np.ndarray, support: np.ndarray) -> np.ndarray:
     """Per component, the member with the most support (lowest index on ties)."""
-    order = np.lexsort((np.arange(len(labels)), -support, labels))
+    top = int(support.max()) if len(support) else 0
+    order = group_order(labels.astype(np.int64) * (top + 1) + (top - support))  # stable: lowest index first
     first = np.r_[True, labels[order][1:] != labels[order][:-1]]
     core = np.empty(labels.max() + 1 if len(labels) else 0, np.int64)
     core[labels[order][first]] = order[first]

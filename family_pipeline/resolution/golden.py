@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from family_pipeline.lib.pseudonym import pseudonym_ints
-from family_pipeline.resolution.blocking import sorted_unique
+from family_pipeline.resolution.blocking import reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
 __all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "person_ids"]
@@ -98,9 +98,9 @@ def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     return order[first]
 
 
-def _is_registry(mentions: pd.DataFrame, registries) -> np.ndarray:
-    codes, values, _ = _ranked_dictionary(mentions["registry"])
-    hit = np.array([v in registries for v in values] + [False], bool)
+def _member(codes: np.ndarray, values: np.ndarray, wanted) -> np.ndarray:
+    """Per row: is its value (by code into ``values``) one of ``wanted``."""
+    hit = np.array([v in wanted for v in values] + [False], bool)
     return hit[codes]  # code -1 (missing) reads the trailing False
 
 
@@ -108,13 +108,14 @@ def _bools(column: pd.Series) -> np.ndarray:
     return column.fillna(False).to_numpy(dtype=bool)
 
 
+@reusing_freed_memory()
 def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     """A stable id per cluster: keyed hash of its IIN (checked, as the authority has it), else of
     its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
     cluster = np.asarray(cluster, np.int64)
     iin_codes, iin_values = _ranked_codes(mentions["iin"])
     has = (iin_codes >= 0) & _bools(mentions["iin_valid"])
-    auth = _is_registry(mentions, {AUTHORITY})
+    auth = _member(*_ranked_codes(mentions["registry"]), {AUTHORITY})
     k = int(cluster.max()) + 1 if len(cluster) else 0
     # the anchor IIN of a cluster: a checked one, the authority's first, then the smallest
     width = len(iin_values) + 1
@@ -129,9 +130,9 @@ def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     owner = np.zeros(k, bool)
     owner[claimed[keep]] = True
     values = np.asarray(iin_values, dtype=object)
-    first = mentions.iloc[first_row]
-    key = first["registry"].to_numpy(dtype=object) + "/" + first["record_id"].to_numpy(dtype=object) \
-        + "/" + first["group"].to_numpy(dtype=object)
+    key = mentions["registry"].iloc[first_row].to_numpy(dtype=object) + "/" \
+        + mentions["record_id"].iloc[first_row].to_numpy(dtype=object) + "/" \
+        + mentions["group"].iloc[first_row].to_numpy(dtype=object)
     text = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
     return pseudonym_ints(text)[cluster]
 
@@ -149,6 +150,47 @@ def _name_codes(column: pd.Series, full_codes: np.ndarray, parts: np.ndarray) ->
     return _rank(out, np.asarray(vocab, dtype=object))
 
 
+def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, spelling: np.ndarray | None,
+           valid: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """Per distinct (person, value) of a field: owner, value, mentions, smallest ``src_code`` of its
+    mentions, mentions spelled in the full alphabet, whether any
+    mention's IIN passed its check digit. One sort of packed keys: (person, value) above, the
+    mention's registry and flags below, so each group's first key holds its smallest registry."""
+    present = codes >= 0
+    flag_bits = max(int(src_code.max()).bit_length(), 1) + 2
+    n_groups = int(p.max()) + 1 if len(p) else 0
+    if (n_groups * width).bit_length() + flag_bits > 62:  # too wide to pack: a hash table instead
+        rows = np.flatnonzero(present)
+        inverse, uniq = pd.factorize(p[rows] * width + codes[rows])
+        inverse = np.asarray(inverse, np.int64)
+        count = np.bincount(inverse, minlength=len(uniq))
+        source = np.full(len(uniq), np.iinfo(np.int64).max)
+        np.minimum.at(source, inverse, src_code[rows])
+        spelled = np.bincount(inverse, weights=spelling[rows], minlength=len(uniq)).astype(np.int64) \
+            if spelling is not None else np.zeros(len(uniq), np.int64)
+        checked = np.bincount(inverse, weights=valid[rows], minlength=len(uniq)) > 0 if valid is not None \
+            else np.zeros(len(uniq), bool)
+        uniq = np.asarray(uniq, np.int64)
+    else:
+        key = (p[present] * width + codes[present]) << flag_bits
+        key |= src_code[present] << 2
+        if spelling is not None:
+            key |= spelling[present].astype(np.int64) << 1
+        if valid is not None:
+            key |= valid[present].astype(np.int64)
+        key.sort()
+        group = key >> flag_bits
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(key) else np.empty(0, np.int64)
+        uniq = group[starts]
+        del group
+        count = np.diff(np.r_[starts, len(key)])
+        source = key[starts] >> 2 & ((1 << (flag_bits - 2)) - 1)
+        spelled = np.add.reduceat(key >> 1 & 1, starts) if spelling is not None and len(key) else np.zeros(len(uniq), np.int64)
+        checked = np.maximum.reduceat(key & 1, starts) > 0 if valid is not None and len(key) else np.zeros(len(uniq), bool)
+    return uniq // width, uniq % width, count, source, spelled, checked
+
+
+@reusing_freed_memory()
 def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
     """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
     their votes on how a name is spelled count only where no other registry spells it."""
@@ -159,9 +201,11 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
     p, pid_values = rank[p], np.asarray(pid_values)[by_value]
     n_persons = len(pid_values)
     reg_codes, reg_values = _ranked_codes(mentions["registry"])
-    auth = _is_registry(mentions, {AUTHORITY})
-    full_alphabet = ~_is_registry(mentions, folding_registries)
+    auth = _member(reg_codes, reg_values, {AUTHORITY})
+    full_alphabet = ~_member(reg_codes, reg_values, folding_registries)
     iin_valid = _bools(mentions["iin_valid"]) if "iin_valid" in mentions.columns else np.zeros(len(mentions), bool)
+    # a mention's registry as a vote's source: the authority first, then registries in order
+    src_code = np.where(auth, 0, reg_codes + 2)
     persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
     # name parts missing in a mention come from its full name, split once per distinct full name
     full_codes, full_uniques, _ = _ranked_dictionary(mentions["full_name"])
@@ -174,26 +218,15 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
             codes, values = _name_codes(mentions[f], full_codes, parts[f].to_numpy(dtype=object))
         else:
             codes, values = _ranked_codes(mentions[f])
-        present = np.flatnonzero(codes >= 0)
-        if len(present) == 0:
+        if not (codes >= 0).any():
             persons[f] = None
             persons[f"{f}_source"] = None
             continue
-        # one row per distinct (person, value): how many mentions, from which registries
-        inverse, uniq = pd.factorize(p[present] * (len(values) + 1) + codes[present])
-        inverse = np.asarray(inverse, np.int64)
-        count = np.bincount(inverse, minlength=len(uniq))
-        has_auth = np.bincount(inverse, weights=auth[present], minlength=len(uniq)) > 0
-        source = np.full(len(uniq), np.iinfo(np.int64).max)
-        np.minimum.at(source, inverse, np.where(auth[present], -1, reg_codes[present]))  # the authority, else the first registry
-        spelled = np.zeros(len(uniq), np.int64)
-        if f in ("last_name", "first_name", "patronymic"):
-            spelled = np.bincount(inverse, weights=full_alphabet[present], minlength=len(uniq)).astype(np.int64)
-        checked = np.zeros(len(uniq), bool)
-        if f == "iin":
-            checked = np.bincount(inverse, weights=iin_valid[present], minlength=len(uniq)) > 0
-        del inverse
-        owner, value = uniq // (len(values) + 1), uniq % (len(values) + 1)
+        owner, value, count, source, spelled, checked = _votes(
+            p, codes, len(values) + 1, src_code, full_alphabet if f in ("last_name", "first_name", "patronymic") else None,
+            iin_valid if f == "iin" else None)
+        has_auth = source == 0
+        source = source - 2  # back to registry codes; below zero reads as the authority
         best = _first_per_group(owner, ~checked, -spelled, -count, ~has_auth, value)
         out_values = np.full(n_persons, None, dtype=object)
         out_source = np.full(n_persons, None, dtype=object)
@@ -215,8 +248,9 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
     persons["iin_disputed"] = False
     if "iin" in winner:
         holders = np.flatnonzero(winner["iin"] >= 0)
-        keeps = holders[_first_per_group(winner["iin"][holders], -persons["mentions"].to_numpy()[holders], holders)]
-        disputed = np.setdiff1d(holders, keeps)
+        kept = np.zeros(len(holders), bool)
+        kept[_first_per_group(winner["iin"][holders], -persons["mentions"].to_numpy()[holders], holders)] = True
+        disputed = holders[~kept]
         persons.loc[disputed, ["iin", "iin_source"]] = None
         persons.loc[disputed, "iin_disputed"] = True
     return persons

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.lib.identifiers import valid_iin_mask
-from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs, dense_codes
+from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs, dense_codes, reusing_freed_memory
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.model import FellegiSunter, pattern_codes
@@ -64,22 +66,42 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row into the distinct values in order of first appearance, -1 missing; the
+    distinct values). Arrow-backed columns are dictionary-encoded by Arrow, much faster than a
+    pandas hash table over the same strings; the codes are the same."""
+    dtype = values.dtype
+    if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
+        encoded = values.array.__arrow_array__().dictionary_encode()
+        chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+        if chunks and all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
+            codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
+            return codes.astype(np.int64), chunks[-1].dictionary.to_numpy(zero_copy_only=False).astype(object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, np.int64), np.asarray(uniques, dtype=object)
+
+
+def _through(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """mapping[codes] with -1 (missing) kept: the mapping's extra last slot reads -1."""
+    return np.append(np.asarray(mapping, np.int64), -1)[codes]
+
+
 def _key_table(values: pd.Series, how) -> tuple[np.ndarray, np.ndarray]:
     """(code of each row into the column's distinct values, -1 missing; normalised key per value)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return np.asarray(codes, np.int64), np.array([how(u) for u in uniques], dtype=object)
+    codes, uniques = _factorize(values)
+    return codes, np.array([how(u) for u in uniques], dtype=object)
 
 
-def _shared_vocabulary(*tables: tuple[np.ndarray, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Codes of every row into one vocabulary of keys shared by several columns."""
-    keys = np.concatenate([k for _, k in tables]) if tables else np.array([], dtype=object)
-    vcodes, vocab = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+def _shared_vocabulary(*keys: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """One vocabulary of the normalised keys of several columns: for each column, the code of each
+    of its distinct values in the vocabulary (-1 for no key); and the vocabulary."""
+    joined = np.concatenate(keys) if keys else np.array([], dtype=object)
+    vcodes, vocab = pd.factorize(pd.Series(joined, dtype=object), use_na_sentinel=True)
     vcodes = np.asarray(vcodes, np.int64)
     out, start = [], 0
-    for codes, k in tables:
-        mapping = vcodes[start:start + len(k)]
+    for k in keys:
+        out.append(vcodes[start:start + len(k)])
         start += len(k)
-        out.append(np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(k) else -1, -1))
     return out, np.asarray(vocab, dtype=object)
 
 
@@ -91,51 +113,76 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     if missing:
         raise KeyError(f"columns {missing} are not in the records")
     n = len(records)
-    none = pd.Series([None] * n, dtype=object)
+    absent = np.full(n, -1, np.int64)
+    empty = np.array([], dtype=object)
 
-    def col(name: str) -> pd.Series:
-        return records[columns[name]].reset_index(drop=True) if name in columns else none
+    def table(name: str, how) -> tuple[np.ndarray, np.ndarray]:
+        return _key_table(records[columns[name]], how) if name in columns else (absent, empty)
 
-    # names: each column's distinct values are normalised once; a full name fills missing parts
-    ln, fn, pt = _key_table(col("last_name"), name_key), _key_table(col("first_name"), name_key), \
-        _key_table(col("patronymic"), patronymic_stem)
+    # names: each column's distinct values are normalised once, and every per-row step is one
+    # gather through small per-value tables; a full name fills the parts a record lacks
+    ln_raw, ln_keys = table("last_name", name_key)
+    fn_raw, fn_keys = table("first_name", name_key)
+    pt_raw, pt_keys = table("patronymic", patronymic_stem)
     if "full_name" in columns:
-        full_codes, full_uniques = pd.factorize(col("full_name"), use_na_sentinel=True)
-        full_codes = np.asarray(full_codes, np.int64)
-        parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
-        full_ln = (full_codes, np.array([name_key(v) for v in parts.last_name], dtype=object))
-        full_fn = (full_codes, np.array([name_key(v) for v in parts.first_name], dtype=object))
-        full_pt = (full_codes, np.array([patronymic_stem(v) for v in parts.patronymic], dtype=object))
+        full_raw, full_uniques = _factorize(records[columns["full_name"]])
+        parts = split_full_name(pd.Series(full_uniques, dtype=object))
+        # each distinct word is normalised once, not once per distinct full name
+        (fl_part, fl_keys), (ff_part, ff_keys), (fp_part, fp_keys) = (
+            _key_table(parts[c], how) for c, how in
+            (("last_name", name_key), ("first_name", name_key), ("patronymic", patronymic_stem)))
+        del parts
     else:
-        empty = (np.full(n, -1, np.int64), np.array([], dtype=object))
-        full_ln = full_fn = full_pt = empty
-    (ln_c, fn_c, fl_c, ff_c), names = _shared_vocabulary(ln, fn, full_ln, full_fn)
-    ln_c = np.where(ln_c >= 0, ln_c, fl_c)
-    fn_c = np.where(fn_c >= 0, fn_c, ff_c)
-    (pt_c, fp_c), pt_v = _shared_vocabulary(pt, full_pt)
-    pt_c = np.where(pt_c >= 0, pt_c, fp_c)
+        full_raw = absent
+        fl_part = ff_part = fp_part = np.array([], np.int64)
+        fl_keys = ff_keys = fp_keys = empty
+    (m_ln, m_fn, m_fl, m_ff), names = _shared_vocabulary(ln_keys, fn_keys, fl_keys, ff_keys)
+    (m_pt, m_fp), pt_v = _shared_vocabulary(pt_keys, fp_keys)
+
+    def filled(raw: np.ndarray, own: np.ndarray, part: np.ndarray, via_part: np.ndarray) -> np.ndarray:
+        code = _through(raw, own)
+        fill = _through(full_raw, _through(part, via_part))
+        return np.where(code >= 0, code, fill)
+
+    ln_c = filled(ln_raw, m_ln, fl_part, m_fl)
+    fn_c = filled(fn_raw, m_fn, ff_part, m_ff)
+    pt_c = filled(pt_raw, m_pt, fp_part, m_fp)
+    del ln_raw, fn_raw, pt_raw, full_raw
 
     # identifiers: spaces and dashes dropped, upper case — on the distinct values only
-    raw_c, raw_v = pd.factorize(col("national_id"), use_na_sentinel=True)
-    cleaned = pd.Series(np.asarray(raw_v, dtype=object), dtype="string").str.replace(r"[\s\-]", "", regex=True).str.upper()
-    cleaned = cleaned.where(cleaned.str.len() > 0)
-    map_c, id_v = pd.factorize(cleaned, use_na_sentinel=True)
-    raw_c, map_c = np.asarray(raw_c, np.int64), np.asarray(map_c, np.int64)
-    id_c = np.where(raw_c >= 0, map_c[np.maximum(raw_c, 0)] if len(map_c) else -1, -1)
-    bd = pd.to_datetime(col("birth_date"), errors="coerce").to_numpy().astype("datetime64[D]")
-    days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
-    sex_raw, sex_values = pd.factorize(col("sex"), use_na_sentinel=True)
-    sex_of_value = np.array([_SEX.get(v, -1) for v in sex_values], np.int64)
-    sex = np.where(sex_raw >= 0, sex_of_value[np.maximum(sex_raw, 0)] if len(sex_values) else -1, -1).astype(np.int64)
+    if "national_id" in columns:
+        raw_c, raw_v = _factorize(records[columns["national_id"]])
+    else:
+        raw_c, raw_v = absent, empty
+    try:
+        text = pa.array(raw_v, pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or mixed values: as text
+        text = pa.array(pd.Series(raw_v, dtype="string").to_numpy(dtype=object, na_value=None), pa.string())
+    # every character Python counts as whitespace, and dashes
+    cleaned = pc.utf8_upper(pc.replace_substring_regex(text, r"[\s\p{Z}\x0B\x1C-\x1F\x85\-]", ""))
+    cleaned = pc.if_else(pc.greater(pc.utf8_length(cleaned), 0), cleaned, None)
+    map_c, id_v = pd.factorize(pd.Series(cleaned.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
+    id_c = _through(raw_c, map_c)
     id_v = np.asarray(id_v, dtype=object)
+    del raw_c
+    if "birth_date" in columns:
+        bd = pd.to_datetime(records[columns["birth_date"]], errors="coerce").to_numpy().astype("datetime64[D]")
+        days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
+        del bd
+    else:
+        days = np.full(n, NO_DATE, np.int64)
+    if "sex" in columns:
+        sex_raw, sex_values = _factorize(records[columns["sex"]])
+        sex = _through(sex_raw, np.array([_SEX.get(v, -1) for v in sex_values], np.int64))
+        del sex_raw
+    else:
+        sex = absent.copy()
     if national_id == "iin":
         sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
-        from_iin = np.where(np.asarray(id_c) >= 0, sex_codes[np.maximum(np.asarray(id_c), 0)] if len(id_v) else -1, -1)
-        sex = np.where(sex < 0, from_iin, sex)
-    region_c, _ = pd.factorize(col("region"), use_na_sentinel=True)
-    rec = {"national_id": np.asarray(id_c, np.int64), "last_name": ln_c.astype(np.int64), "first_name": fn_c.astype(np.int64),
-           "patronymic": pt_c.astype(np.int64), "birth_date": days.astype(np.int64), "sex": sex.astype(np.int64),
-           "region": np.asarray(region_c, np.int64)}
+        sex = np.where(sex < 0, _through(id_c, sex_codes), sex)
+    region_c = _factorize(records[columns["region"]])[0] if "region" in columns else absent
+    rec = {"national_id": id_c, "last_name": ln_c, "first_name": fn_c, "patronymic": pt_c, "birth_date": days,
+           "sex": sex, "region": region_c}
     # identifiers that pass their check digit (only IINs can be checked here)
     checked = valid_iin_mask(id_v) if national_id == "iin" and len(id_v) else np.zeros(len(id_v), bool)
     vocab_out = {"name": names, "patronymic": pt_v, "national_id": id_v, "national_id_checked": np.asarray(checked, bool)}
@@ -221,18 +268,29 @@ def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 class _Clock:
-    """Wall seconds per stage of a run (reported in ``LinkResult.stats["seconds"]``)."""
+    """Per stage of a run: wall seconds, CPU seconds (every thread) and the process's peak memory
+    so far (``LinkResult.stats["profile"]``); the figures vary from run to run, the links don't."""
 
     def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._t = time.perf_counter()
+        self.laps: dict[str, dict[str, float]] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._t, 2)
-        self._t = now
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.laps[name] = {"seconds": round(wall - self._wall, 2), "cpu_seconds": round(cpu - self._cpu, 2),
+                           "peak_rss_mb": _peak_rss_mb()}
+        self._wall, self._cpu = wall, cpu
 
 
+def _peak_rss_mb() -> float:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return float("nan")
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@reusing_freed_memory()
 def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
          review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000) -> LinkResult:
@@ -311,5 +369,5 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
     lo, hi = review_band
     stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
     clock.lap("output")
-    stats["seconds"] = clock.laps
+    stats["profile"] = clock.laps
     return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model, stats=stats)

@@ -27,7 +27,14 @@ def pattern_codes(levels: dict[str, np.ndarray], fields: tuple[str, ...]) -> tup
     code = np.zeros(len(levels[fields[0]]), np.int64)
     for f in fields:
         code = code * 6 + (levels[f].astype(np.int64) + 1)
-    uniq, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+    if 6 ** len(fields) <= 1 << 24:  # a count per possible pattern: no sort at all
+        per_code = np.bincount(code, minlength=6 ** len(fields))
+        uniq = np.flatnonzero(per_code)
+        index = np.full(len(per_code), -1, np.int64)
+        index[uniq] = np.arange(len(uniq))
+        inverse, counts = index[code], per_code[uniq]
+    else:
+        uniq, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
     pats = np.zeros((len(fields), len(uniq)), np.int64)
     rest = uniq.copy()
     for k in range(len(fields) - 1, -1, -1):

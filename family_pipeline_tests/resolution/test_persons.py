@@ -179,3 +179,94 @@ def test_bad_mapping_is_a_clear_error():
         link(pd.DataFrame({"x": [1]}), {"passport": "x"})
     with pytest.raises(KeyError, match="not in the records"):
         link(pd.DataFrame({"x": [1]}), {"last_name": "surname"})
+
+
+# ------------------------------------------------------------------ the pieces that make it scale
+def _reference_rebuild(labels, broken, ki, kj, kp, fits):
+    """The rebuild link by link in plain Python: strongest link first, two groups merge only when
+    every member of one fits every member of the other."""
+    parent = {int(x): int(x) for x in np.flatnonzero(np.isin(labels, sorted(broken)))}
+    members = {x: [x] for x in parent}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for e in np.lexsort((kj, ki, -kp)):
+        if labels[ki[e]] not in broken:
+            continue
+        a, b = find(int(ki[e])), find(int(kj[e]))
+        if a == b or not all(fits[min(x, y), max(x, y)] for x in members[a] for y in members[b]):
+            continue
+        parent[b] = a
+        members[a].extend(members.pop(b))
+    return {x: find(x) for x in parent}
+
+
+def test_vectorised_rebuild_takes_the_same_links_as_the_link_by_link_rule():
+    from family_pipeline.resolution.clustering import _rebuild
+
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(2, 40, 300)
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(labels)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    ki, kj = [], []
+    for s, size in zip(starts, sizes):  # a spanning chain plus random extra links per component
+        ki += list(range(s, s + size - 1)); kj += list(range(s + 1, s + size))
+        extra = rng.integers(0, size, (2, size))
+        ki += list(s + extra.min(0)); kj += list(s + extra.max(0))
+    ki, kj = np.array(ki), np.array(kj)
+    keep = ki != kj
+    ki, kj = ki[keep], kj[keep]
+    kp = np.round(rng.random(len(ki)), 2)  # ties on purpose
+    fits = rng.random((n, n)) > 0.1
+
+    def compatible(a, b):
+        return fits[np.minimum(a, b), np.maximum(a, b)]
+
+    broken = np.arange(0, len(sizes), 2)
+    group, refused = _rebuild(n, labels, broken, ki, kj, kp, compatible)
+    reference = _reference_rebuild(labels, set(broken.tolist()), ki, kj, kp, fits)
+    nodes = np.array(sorted(reference))
+    assert (group[nodes] >= 0).all() and (group[np.setdiff1d(np.arange(n), nodes)] == -1).all()
+    ours = pd.Series(group[nodes]).groupby(group[nodes]).ngroup().to_numpy()
+    theirs = pd.Series([reference[x] for x in nodes]).groupby([reference[x] for x in nodes]).ngroup().to_numpy()
+    assert (pd.crosstab(ours, theirs).gt(0).sum(axis=1) == 1).all()  # the same partition
+    assert len(np.unique(ours)) == len(np.unique(theirs))
+    assert refused > 0
+
+
+def test_integer_keys_match_a_pandas_groupby():
+    from family_pipeline.resolution.blocking import combine_keys, dense_codes, group_order, sorted_unique
+
+    rng = np.random.default_rng(3)
+    n = 50_000
+    columns = [rng.integers(-1, 30, n), rng.integers(0, 2**40, n) % 1000,
+               np.where(rng.random(n) < 0.1, np.iinfo(np.int64).min, rng.integers(0, 40_000, n))]
+    frame = pd.DataFrame({str(k): c for k, c in enumerate(columns)})
+    expected = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+    assert np.array_equal(dense_codes(columns), expected)
+    combined = combine_keys(columns[:2])
+    assert (combined[columns[0] < 0] == -1).all()
+    assert np.array_equal(group_order(columns[1]), np.argsort(columns[1], kind="stable"))
+    assert np.array_equal(sorted_unique(columns[1]), np.unique(columns[1]))
+
+
+def test_candidate_pairs_grow_with_the_records_not_their_square(resolved):
+    """Work per record stays flat as the population grows: on a 4x larger set of records (the
+    country's mentions and three shifted copies of their people), pairs per record stay put."""
+    mentions = resolved["lake"].read("resolution", "person_mentions").to_pandas()
+    base = link(mentions, MENTION_COLUMNS, national_id="iin")
+    copies = []
+    for k in range(4):
+        c = mentions.copy()
+        c["iin"] = c.iin.where(c.iin.isna(), c.iin.str[:6] + str(k) + c.iin.str[7:])  # other people
+        c["birth_date"] = pd.to_datetime(c.birth_date) + pd.Timedelta(days=400 * k)
+        copies.append(c)
+    big = link(pd.concat(copies, ignore_index=True), MENTION_COLUMNS, national_id="iin")
+    per_record = base.stats["candidate_pairs"] / base.stats["records"]
+    assert big.stats["candidate_pairs"] / big.stats["records"] < 1.5 * per_record
+    assert set(base.stats["profile"]) == {"prepare", "signatures", "blocking", "compare", "estimate", "score",
+                                          "cluster", "output"}
