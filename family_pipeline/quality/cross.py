@@ -45,12 +45,26 @@ _PATRONYMIC_ENDINGS = ("овича", "евича", "ович", "евич", "ов
 _NO_IIN = np.int64(-1)
 
 
-def iin_numbers(values) -> np.ndarray:
-    """IINs as int64 (-1 where missing or not twelve digits): set lookups without strings."""
-    arr = pa.array(pd.Series(values, dtype=object).where(pd.notna(values), None).to_numpy(), pa.string()) \
-        if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+def _arrow(values) -> pa.Array:
+    """A string column as an Arrow array, without a round trip through Python objects where the
+    column is Arrow-backed already (pandas' string dtype)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks().cast(pa.string())
+    if isinstance(values, pa.Array):
+        return values.cast(pa.string())
+    if not isinstance(values, pd.Series):
+        values = pd.Series(values, dtype=object)
+    if values.dtype == object:
+        values = values.where(values.notna(), None)
+    arr = pa.array(values, from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
+def iin_numbers(values) -> np.ndarray:
+    """IINs as int64 (-1 where missing or not twelve digits): set lookups without strings."""
+    arr = _arrow(values)
     ok = pc.fill_null(pc.match_substring_regex(arr, r"^[0-9]{12}$"), False)
     return pc.if_else(ok, arr, "-1").cast(pa.int64()).to_numpy(zero_copy_only=False)
 
@@ -176,13 +190,21 @@ UNRESOLVED = -1
 def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, group: str) -> pd.Series:
     """The resolved person id of each row's reference ``group`` (int64, :data:`UNRESOLVED` where
     none: person ids use all 63 bits, so they never pass through floats)."""
+    if "record_id" not in xref.columns:  # already aligned to the rows (see align_persons)
+        return xref[group] if group in xref.columns else pd.Series(UNRESOLVED, index=clean.index, dtype=np.int64)
     x = xref[xref.group == group]
-    ids = pa.array(x.record_id.astype(str).to_numpy(dtype=object), pa.string())
-    rows = pc.index_in(pa.array(clean[spec.record_id].astype(str).to_numpy(dtype=object), pa.string()), value_set=ids)
+    ids = _arrow(x.record_id.astype(str))
+    rows = pc.index_in(_arrow(clean[spec.record_id].astype(str)), value_set=ids)
     rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     persons = x.person_id.to_numpy(dtype=np.int64)
     person = np.where(rows >= 0, persons[np.maximum(rows, 0)] if len(persons) else UNRESOLVED, UNRESOLVED)
     return pd.Series(person.astype(np.int64), index=clean.index)
+
+
+def align_persons(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame) -> pd.DataFrame:
+    """The person id of every reference group, one column per group, aligned to ``clean``'s rows:
+    looked up once and shared by all of the registry's checks (which accept it for ``xref``)."""
+    return pd.DataFrame({g: _person_of(spec, clean, xref, g) for g in spec.person_groups}, index=clean.index)
 
 
 def _patronymic_stem(text: str) -> str:
@@ -197,17 +219,17 @@ def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patrony
     distinct (written, reference) pair. A registry that folds Kazakh letters is compared folded;
     a patronymic may change its gendered form (-ович / -ұлы) but not its father's name; Latin
     letters in a Cyrillic register are a spelling of their own."""
-    a = written.astype(object).where(written.notna(), None).to_numpy(dtype=object)
-    b = theirs.astype(object).where(theirs.notna(), None).to_numpy(dtype=object)
-    both = pd.notna(a) & pd.notna(b)
-    out = np.zeros(len(a), bool)
+    ea, eb = pc.dictionary_encode(_arrow(written)), pc.dictionary_encode(_arrow(theirs))
+    ca = ea.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    cb = eb.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    both = (ca >= 0) & (cb >= 0)
+    out = np.zeros(len(ca), bool)
     if not both.any():
         return out
-    ca, va = pd.factorize(a[both])
-    cb, vb = pd.factorize(b[both])
-    pair = ca.astype(np.int64) * (len(vb) + 1) + cb
+    va = np.asarray(ea.dictionary.to_pylist(), dtype=object)
+    vb = np.asarray(eb.dictionary.to_pylist(), dtype=object)
+    pair = ca[both] * (len(vb) + 1) + cb[both]
     uniq, codes = np.unique(pair, return_inverse=True)
-    va, vb = np.asarray(va, dtype=object), np.asarray(vb, dtype=object)
     verdict = np.zeros(len(uniq), bool)
     for k, (x, y) in enumerate(zip(va[uniq // (len(vb) + 1)], vb[uniq % (len(vb) + 1)])):
         x, y = str(x).strip(), str(y).strip()
@@ -233,10 +255,13 @@ def _birth_key_of(clean: pd.DataFrame, roles: dict[str, str], number: np.ndarray
 def _name_parts(clean: pd.DataFrame, roles: dict[str, str]) -> dict[str, pd.Series]:
     parts = {p: clean[roles[p]] for p in _PARTS if p in roles}
     if "full_name" in roles:
-        split = clean[roles["full_name"]].astype("string").str.strip().str.split(r"\s+", n=2, expand=True, regex=True)
+        full = pc.utf8_trim_whitespace(_arrow(clean[roles["full_name"]]))
+        words = pc.split_pattern(pc.replace_substring_regex(full, r"\s+", " "), " ", max_splits=2)
         for k, p in enumerate(_PARTS):
-            if p not in parts and k in split.columns:
-                parts[p] = split[k].astype(object).where(split[k].notna(), None)
+            if p not in parts:
+                word = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(words), k), words, None), k) \
+                    if len(words) else pa.array([], pa.string())
+                parts[p] = pd.Series(word.to_numpy(zero_copy_only=False), index=clean.index, dtype=object)
     return parts
 
 
@@ -326,14 +351,14 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
         parts = _name_parts(clean, roles)
         if "iin" in roles:
             iin = clean[roles["iin"]]
-            number = iin_numbers(iin.to_numpy(dtype=object))
+            number = iin_numbers(iin)
             present = iin.notna().to_numpy()
             valid = clean.get(f"{roles['iin']}_valid", pd.Series(True, index=clean.index)).fillna(False).astype(bool).to_numpy()
             checked += int(present.sum())
             registered = _member(number, ref.register_iins)
             known = _member(number, ref.person_iins)
             flag("iin_unknown", present & valid & ~registered & ~known)
-            golden_number = iin_numbers(golden["iin"].to_numpy(dtype=object))
+            golden_number = iin_numbers(golden["iin"])
             # the record carries another IIN than the person it describes (mistyped, a relative's)
             flag("iin_differs", resolved & (number >= 0) & (golden_number >= 0) & (number != golden_number))
             # the IIN belongs to another resolved person (a relative's, copied onto this record)
@@ -449,8 +474,7 @@ def after_death(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref
 
 def _codes(values: pd.Series) -> np.ndarray:
     """Dense int64 codes of a string column (-1 missing), in Arrow."""
-    arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(dtype=object), pa.string())
-    return pc.dictionary_encode(arr).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.dictionary_encode(_arrow(values)).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _per_group(group: np.ndarray, values: np.ndarray, how) -> np.ndarray:

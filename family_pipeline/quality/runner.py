@@ -20,6 +20,7 @@ from family_pipeline.quality.cross import (
     POPULATION_REGISTER,
     Reference,
     after_death,
+    align_persons,
     duplicates,
     livestock,
     population_register,
@@ -91,7 +92,8 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
     clean = store.read("registries", spec.code).to_pandas()
     outcomes = []
     ref = reference(store)
-    xref = ref.xref_of(spec.code)
+    # who each row's references are, looked up once for all of the registry's checks
+    xref = align_persons(spec, clean, ref.xref_of(spec.code))
     if spec.person_groups:
         outcomes += [population_register(spec, clean, xref, ref),
                      after_death(spec, clean, xref, ref, read_manifest(spec, store).get("extracted_at"))]
