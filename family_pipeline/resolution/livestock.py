@@ -429,7 +429,8 @@ def link_animals(records: pa.Table) -> pa.Table:
        never chains through another typo; never a unit of several records, so two animals with
        neighbouring tags and a common owner stay two; and not to a unit that already has a
        record of the same registry at the same settlement (a registry lists an animal once per
-       place: that is the owner's next animal).
+       place: that is the owner's next animal) — unless the record it neighbours there has the
+       same owner IIN and birth date: the same listing again under a mistyped tag.
 
     The key is the normalised tag of the unit the record ends in, or, for a record taken out of
     its tag group or without a tag, the tag (if any) with ``#registry/record_id``.
@@ -443,7 +444,8 @@ def link_animals(records: pa.Table) -> pa.Table:
     owner = _codes(records.column("owner_iin"))
     valid = pc.fill_null(records.column("owner_iin_valid"), False).to_numpy(zero_copy_only=False) & (owner >= 0)
     number = np.where(valid, _iin_numbers(records.column("owner_iin")), -1)
-    evidences = [owner, _codes(records.column("owner_name_key")), _codes(records.column("birth_date"))]
+    birth = _codes(records.column("birth_date"))
+    evidences = [owner, _codes(records.column("owner_name_key")), birth]
 
     # 2. records out of place under their tag
     in_tag, anchored, conflict, stranger = _out_of_place(tag, species, evidences, valid, number)
@@ -477,7 +479,11 @@ def link_animals(records: pa.Table) -> pa.Table:
                                                pc.fill_null(records.column("settlement_norm"), ""), "|"))
     n_places = int(place.max(initial=0)) + 1
     listed_twice = pd.Series(ub * n_places + place[ra]).isin(unit * n_places + place).to_numpy()
-    movable = (ua != ub) & (size[ua] == 1) & (rank[ub] < rank[ua]) & ~listed_twice
+    # ... unless the record is that listing again under a mistyped tag (a re-keyed copy): the same
+    # registry and place, owner IIN and birth date as the record it neighbours
+    copy = ((place[ra] == place[rb]) & (number[ra] >= 0) & (number[ra] == number[rb])
+            & (birth[ra] >= 0) & (birth[ra] == birth[rb]))
+    movable = (ua != ub) & (size[ua] == 1) & (rank[ub] < rank[ua]) & (~listed_twice | copy)
     ua, ub = ua[movable], ub[movable]
     root = np.ones(n_units, bool)
     root[ua] = False

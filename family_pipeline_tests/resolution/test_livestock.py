@@ -112,6 +112,19 @@ def test_neighbouring_tags_of_one_owner_stay_two_animals():
     assert keys(linked) == [T, T, "KZ000100000124", "KZ000100000124", "KZ000100000125", T]
 
 
+def test_a_copy_of_a_listing_under_a_mistyped_tag_joins_its_animal():
+    born = dt.date(2021, 2, 24)
+    linked = link_animals(records(
+        {"tag": T, "birth_date": born}, {"tag": T, "registry": "vet_vaccinations"},
+        # the same registry lists it again at the same place, one digit of the tag wrong: the
+        # owner IIN and birth date are the first listing's, so it is that listing again
+        {"tag": "KZ000100000723", "birth_date": born},
+        # born another day: the owner's next animal, which stays apart
+        {"tag": "KZ000100000128", "birth_date": dt.date(2022, 3, 1)},
+    ))
+    assert keys(linked) == [T, T, T, "KZ000100000128"]
+
+
 def test_a_typo_that_spells_another_animals_tag_leaves_for_its_own():
     other = "KZ000100000456"
     linked = link_animals(records(
