@@ -122,7 +122,7 @@ class Reference:
     def __init__(self, persons: pd.DataFrame, register_iins: pd.Series, register: pd.DataFrame | None = None,
                  xref: pa.Table | None = None):
         self.persons = persons.set_index("person_id")
-        self.golden = self.persons[["iin", "iin_disputed", "birth_date", "region", *_PARTS]]
+        self.golden = self.persons[["iin", "iin_disputed", "birth_date", "region", "mentions", *_PARTS]]
         self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
         self.register_iins = self.register_iins[self.register_iins >= 0]
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
@@ -142,8 +142,14 @@ class Reference:
             valid = register["iin_valid"].fillna(False).to_numpy(dtype=bool) if "iin_valid" in register \
                 else valid_iin_mask(register["iin"].to_numpy(dtype=object))
             self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid, birth)
+            # the register's own record of each IIN it holds once and valid: the reference for a
+            # record resolution left on its own (a mistyped name that matched nobody)
+            by_iin = register.assign(_n=np.where(valid, iin_numbers(register["iin"]), -1))
+            by_iin = by_iin[(by_iin._n >= 0) & ~by_iin._n.duplicated(keep=False)]
+            self.register_by_iin = by_iin.set_index("_n")[[c for c in ("birth_date", *_PARTS) if c in by_iin]]
         else:
             self.register_by_name = pd.Series([], dtype=np.int64)
+            self.register_by_iin = pd.DataFrame()
         # persons the other registries know (two or more records) under an IIN the register lacks
         outside = seen[~_member(numbers, self.register_iins) & (numbers >= 0)]
         birth = _birth_yymmdd(outside["birth_date"])
@@ -357,6 +363,13 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             checked += int(present.sum())
             registered = _member(number, ref.register_iins)
             known = _member(number, ref.person_iins)
+            # a record resolution left alone is its own golden record: compare it with the
+            # register's record of the same valid IIN instead
+            alone = valid & registered & (golden["mentions"].fillna(0).to_numpy() <= 1)
+            if spec.code != POPULATION_REGISTER and alone.any() and len(ref.register_by_iin):
+                theirs = ref.register_by_iin.reindex(number[alone])
+                for column in theirs.columns:
+                    golden.loc[golden.index[alone], column] = theirs[column].to_numpy()
             flag("iin_unknown", present & valid & ~registered & ~known)
             golden_number = iin_numbers(golden["iin"])
             # the record carries another IIN than the person it describes (mistyped, a relative's)

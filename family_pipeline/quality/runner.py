@@ -41,7 +41,7 @@ def _reference(persons_path: str, persons_mtime: float, register_path: str, regi
                xref_path: str, xref_mtime: float) -> Reference:
     persons = pd.read_parquet(persons_path, columns=["person_id", "iin", "iin_disputed", "last_name", "first_name",
                                                      "patronymic", "birth_date", "region", "death_date", "mentions"])
-    register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "birth_date"])
+    register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "patronymic", "birth_date"])
                 if register_path else pd.DataFrame({"iin": pd.Series([], dtype=object)}))
     xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"],
                          read_dictionary=["registry", "group"]) if xref_path else None

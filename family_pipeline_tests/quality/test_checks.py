@@ -191,6 +191,24 @@ def test_an_iin_the_register_gives_another_person_of_that_name_and_birth_date():
     assert "iin_registered_otherwise" not in out.flagged
 
 
+def test_a_record_left_alone_by_resolution_is_compared_with_the_registers_record_of_its_iin():
+    born = dt.date(1960, 3, 3)
+    register = pd.DataFrame({"iin": [IINS[2]], "iin_valid": [True], "last_name": ["Жұмабаев"],
+                             "first_name": ["Серік"], "patronymic": ["Асқарұлы"], "birth_date": [born]})
+    persons = _persons([
+        {"person_id": 1, "iin": IINS[2], "last_name": "Жұмабаев", "first_name": "Серік", "patronymic": "Асқарұлы",
+         "birth_date": born, "mentions": 9},
+        # a mistyped surname matched nobody: its own person, whose golden record is the typo
+        {"person_id": 2, "iin": None, "iin_disputed": True, "last_name": "Жұмабаеу", "first_name": "Серік",
+         "patronymic": "Асқарұлы", "birth_date": born, "mentions": 1},
+    ])
+    ref = Reference(persons, register.iin, register)
+    clean = _people([{"record_id": "ALONE", "iin": IINS[2], "last_name": "Жұмабаеу", "first_name": "Серік",
+                      "patronymic": "Асқарұлы", "birth_date": born}])
+    out = population_register(_people_spec(), clean, _subjects(clean, [2]), ref)
+    assert out.flagged["name_differs"] == ["ALONE"]
+
+
 def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
     golden = pd.Series(["KZ-11", "KZ-11", "KZ-75"], index=[1, 2, 3])
     pairs = pd.DataFrame({"person_id": [1, 1, 1, 2, 2, 3], "region": ["KZ-11", "KZ-75", "KZ-75", "KZ-11", "KZ-75", "KZ-75"]})
