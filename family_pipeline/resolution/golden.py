@@ -38,8 +38,6 @@ def _arrow(column: pd.Series) -> pa.Array | None:
         arr = pa.array(column, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
     if pa.types.is_null(arr.type):
         return arr.cast(pa.string())
     return arr
@@ -53,8 +51,12 @@ def _ranked_dictionary(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nd
         codes, values = pd.factorize(column, use_na_sentinel=True)
         return np.asarray(codes, np.int64), np.asarray(values, dtype=object), None
     encoded = pc.dictionary_encode(arr)
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    dictionary = encoded.dictionary
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
+        encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+        chunks = [encoded]
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int32, copy=False)
+    dictionary = chunks[-1].dictionary
     # strings sort by code point (UTF-8 bytes), dates by day: as their text would
     order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
     return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1], order
@@ -64,7 +66,7 @@ def _rank(codes: np.ndarray, values: np.ndarray, order: np.ndarray | None = None
     """Renumber codes so they order like their values (as text); the values in that order."""
     if order is None:
         order = np.argsort(values.astype(str), kind="stable") if len(values) else np.empty(0, np.int64)
-    rank = np.empty(len(values), np.int64)
+    rank = np.empty(len(values), np.int32)  # national tables: codes in half the memory
     rank[order] = np.arange(len(values))
     return np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(values) else -1, -1), values[order]
 
@@ -161,7 +163,7 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
     n_groups = int(p.max()) + 1 if len(p) else 0
     if (n_groups * width).bit_length() + flag_bits > 62:  # too wide to pack: a hash table instead
         rows = np.flatnonzero(present)
-        inverse, uniq = pd.factorize(p[rows] * width + codes[rows])
+        inverse, uniq = pd.factorize(p[rows].astype(np.int64) * width + codes[rows])
         inverse = np.asarray(inverse, np.int64)
         count = np.bincount(inverse, minlength=len(uniq))
         source = np.full(len(uniq), np.iinfo(np.int64).max)
@@ -172,7 +174,7 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
             else np.zeros(len(uniq), bool)
         uniq = np.asarray(uniq, np.int64)
     else:
-        key = (p[present] * width + codes[present]) << flag_bits
+        key = (p[present].astype(np.int64) * width + codes[present]) << flag_bits
         key |= src_code[present] << 2
         if spelling is not None:
             key |= spelling[present].astype(np.int64) << 1
@@ -196,7 +198,7 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
     their votes on how a name is spelled count only where no other registry spells it."""
     p, pid_values = pd.factorize(np.asarray(person_id, np.int64))
     by_value = np.argsort(pid_values, kind="stable")
-    rank = np.empty(len(pid_values), np.int64)
+    rank = np.empty(len(pid_values), np.int32)
     rank[by_value] = np.arange(len(pid_values))
     p, pid_values = rank[p], np.asarray(pid_values)[by_value]
     n_persons = len(pid_values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from family_pipeline.catalog import Catalog, RegistrySpec
 from family_pipeline.lib.lake import Lake
@@ -44,11 +45,11 @@ def registry_mentions(spec: RegistrySpec, clean: pa.Table) -> pa.Table:
         cols = {}
         for f in MENTION_SCHEMA:
             if f.name == "registry":
-                cols[f.name] = pa.array([spec.code] * n, pa.string())
+                cols[f.name] = pa.repeat(pa.scalar(spec.code, pa.string()), n)
             elif f.name == "record_id":
                 cols[f.name] = clean.column(spec.record_id).cast(pa.string())
             elif f.name == "group":
-                cols[f.name] = pa.array([group] * n, pa.string())
+                cols[f.name] = pa.repeat(pa.scalar(group, pa.string()), n)
             elif f.name == "iin_valid":
                 source = roles.get("iin")
                 cols[f.name] = clean.column(f"{source}_valid") if source else pa.nulls(n, pa.bool_())
@@ -68,6 +69,18 @@ def registry_mentions(spec: RegistrySpec, clean: pa.Table) -> pa.Table:
     return pa.concat_tables(out) if out else MENTION_SCHEMA.empty_table()
 
 
+def _columns_read(spec: RegistrySpec, path) -> list[str]:
+    """Only the columns the mentions are made of (a registry table is mostly other fields)."""
+    names = pq.read_schema(path).names
+    wanted = {spec.record_id, "death_date"}
+    for group in spec.person_groups:
+        for part, name in spec.role_columns(group).items():
+            wanted.add(name)
+            if part == "iin":
+                wanted.add(f"{name}_valid")
+    return [c for c in names if c in wanted]
+
+
 def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None = None) -> tuple[pa.Table, dict]:
     """All mentions of the registries that have been ingested; and mentions per registry."""
     tables, counts = [], {}
@@ -77,7 +90,7 @@ def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None =
         path = lake.table("registries", spec.code)
         if not path.exists():
             continue
-        t = registry_mentions(spec, lake.read("registries", spec.code))
+        t = registry_mentions(spec, lake.read("registries", spec.code, columns=_columns_read(spec, path)))
         counts[spec.code] = t.num_rows
         tables.append(t)
     table = pa.concat_tables(tables) if tables else MENTION_SCHEMA.empty_table()
