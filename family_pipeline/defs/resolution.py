@@ -117,25 +117,29 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
                                 pa.Table.from_pandas(pairs.drop(columns=["row_a", "row_b"]), preserve_index=False)),
     }
     seconds = round(time.perf_counter() - t0, 2)
+    stats, model_fit = result.stats, result.model
+    counts = {"mentions": len(mentions), "persons": len(persons), "alive": int(persons.alive.sum()),
+              "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
+    candidates = pairs[["signature_a", "signature_b"]].copy()
+    del mentions, persons, review, result, pairs, band, pid  # the evaluation needs only xref and the pairs
     accuracy = {}
     if store.truth("mentions").exists():
         from family_pipeline.evaluation.resolution import linkage_accuracy
 
         truth = pd.read_parquet(store.truth("mentions"))
-        accuracy = linkage_accuracy(xref, truth, pairs[["signature_a", "signature_b"]])
-    stats = result.stats
-    context.log.info(f"{len(mentions)} mentions → {len(persons)} persons in {seconds}s; "
-                     f"{stats['candidate_pairs']} candidate pairs, {int(band.sum())} for review")
+        accuracy = linkage_accuracy(xref, truth, candidates)
+    context.log.info(f"{counts['mentions']} mentions → {counts['persons']} persons in {seconds}s; "
+                     f"{stats['candidate_pairs']} candidate pairs, {counts['band']} for review")
     persons_meta = {
-        "dagster/row_count": len(persons),
-        "persons_alive": int(persons.alive.sum()),
-        "mentions": len(mentions),
+        "dagster/row_count": counts["persons"],
+        "persons_alive": counts["alive"],
+        "mentions": counts["mentions"],
         "signatures": stats["signatures"],
         "candidate_pairs": stats["candidate_pairs"],
         "blocking": dg.MetadataValue.json(stats["blocking"]),
         "clustering": dg.MetadataValue.json(stats["clustering"]),
-        "model_weights": dg.MetadataValue.json(result.model.to_dict()["weights"]),
-        "model_prior": result.model.prior,
+        "model_weights": dg.MetadataValue.json(model_fit.to_dict()["weights"]),
+        "model_prior": model_fit.prior,
         "seconds": seconds,
         "table": dg.MetadataValue.path(str(paths[PERSONS])),
     }
@@ -151,9 +155,9 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     yield dg.MaterializeResult(asset_key=PERSONS, metadata=persons_meta)
     yield dg.MaterializeResult(asset_key=XREF, metadata={"dagster/row_count": len(xref),
                                                          "table": dg.MetadataValue.path(str(paths[XREF]))})
-    yield dg.MaterializeResult(asset_key=REVIEW, metadata={"dagster/row_count": len(review),
+    yield dg.MaterializeResult(asset_key=REVIEW, metadata={"dagster/row_count": counts["review"],
                                                            "table": dg.MetadataValue.path(str(paths[REVIEW]))})
-    yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={"dagster/row_count": len(pairs),
+    yield dg.MaterializeResult(asset_key=CANDIDATES, metadata={"dagster/row_count": counts["pairs"],
                                                                "table": dg.MetadataValue.path(str(paths[CANDIDATES]))})
 
 
