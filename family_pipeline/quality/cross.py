@@ -141,7 +141,14 @@ class Reference:
             keys = _name_birth_key(register["last_name"], register["first_name"], birth)
             valid = register["iin_valid"].fillna(False).to_numpy(dtype=bool) if "iin_valid" in register \
                 else valid_iin_mask(register["iin"].to_numpy(dtype=object))
-            self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid, birth)
+            # only entries whose IIN the resolved persons give the same name and birth date: a
+            # register IIN mistyped into another real person's IIN names that person, not this one
+            person_key = pd.Series(_name_birth_key(self.persons["last_name"], self.persons["first_name"],
+                                                   _birth_yymmdd(self.persons["birth_date"])),
+                                   index=carried).loc[lambda k: k.index >= 0]
+            person_key = person_key[~person_key.index.duplicated(keep=False)]
+            agrees = person_key.reindex(iin_numbers(register["iin"])).to_numpy(dtype=object) == keys
+            self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid & agrees, birth)
             # the register's own record of each IIN it holds once and valid: the reference for a
             # record resolution left on its own (a mistyped name that matched nobody)
             by_iin = register.assign(_n=np.where(valid, iin_numbers(register["iin"]), -1))

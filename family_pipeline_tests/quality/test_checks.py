@@ -189,6 +189,13 @@ def test_an_iin_the_register_gives_another_person_of_that_name_and_birth_date():
     # ... but a register record whose IIN the others use is not asked about
     out = population_register(_people_spec(code="gbd_fl"), gbd.assign(iin=[right]), _subjects(gbd, [1]), ref)
     assert "iin_registered_otherwise" not in out.flagged
+    # a register IIN mistyped into another real person's IIN names that person: it proves nothing
+    # against the records that carry the right one
+    persons = persons.assign(mentions=[3, 20], last_name=["Сейітова", "Омарова"])
+    ref = Reference(persons, register.iin, register)
+    right_record = clean[clean.record_id == "RIGHT"].reset_index(drop=True)
+    out = population_register(_people_spec(), right_record, _subjects(right_record, [1]), ref)
+    assert "iin_registered_otherwise" not in out.flagged
 
 
 def test_a_record_left_alone_by_resolution_is_compared_with_the_registers_record_of_its_iin():
