@@ -12,8 +12,8 @@ from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, PERSONS, XREF
 from family_pipeline.defs.resources import LakeResource
 from family_pipeline.quality import CROSS_CHECKS, write_flags
 from family_pipeline.quality.cross import POPULATION_REGISTER
-from family_pipeline.quality.runner import MissingInput, run_cross_checks
 from family_pipeline.quality.report import write_report
+from family_pipeline.quality.runner import MissingInput, run_cross_checks
 
 
 def cross_check_names(spec: RegistrySpec) -> list[str]:

@@ -175,7 +175,7 @@ def quality_section(lake: Lake) -> dict:
         if kind in REGISTRY_LEVEL:
             failed = set(flags.loc[flags.check == REGISTRY_LEVEL[kind], "registry"])
             hit = d.registry.isin(failed)
-            kinds[kind] = {"registries_injected": int(len(d)), "registries_caught": int(hit.sum()),
+            kinds[kind] = {"registries_injected": len(d), "registries_caught": int(hit.sum()),
                            "recall": round(float(hit.mean()), 4), "level": "registry"}
             continue
         d = d.sort_values("checkable", ascending=False).drop_duplicates(["registry", "record_id"])
@@ -183,7 +183,7 @@ def quality_section(lake: Lake) -> dict:
         caught = m.check.notna()
         by_check = m[caught].groupby("check").size().sort_values(ascending=False)
         checkable = m.checkable.to_numpy()
-        kinds[kind] = {"records_injected": int(len(d)), "records_caught": int(caught.sum()),
+        kinds[kind] = {"records_injected": len(d), "records_caught": int(caught.sum()),
                        "recall": round(float(caught.mean()), 4) if len(d) else None,
                        "records_checkable": int(checkable.sum()),
                        "recall_checkable": round(float(caught[checkable].mean()), 4) if checkable.any() else None,
@@ -196,7 +196,7 @@ def quality_section(lake: Lake) -> dict:
         "defect_kinds": kinds,
         "kinds_caught": sum(1 for v in kinds.values() if (v.get("records_caught") or v.get("registries_caught"))),
         "kinds_injected": len(kinds),
-        "flagged_records": int(len(flagged)),
+        "flagged_records": len(flagged),
         "flagged_without_injected_defect": {f"{c}:{r}": int(n) for (c, r), n in
                                             clean_flags.groupby(["check", "reason"]).size().items()},
     }

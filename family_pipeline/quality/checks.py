@@ -28,10 +28,12 @@ CHECKS = {
 #: checks against other registries, run after the population register is materialized
 CROSS_CHECKS = {
     "population_register": "IINs are known to the population register, and the person they name matches it "
-                           "(birth date, name as written, region)",
+                           "(birth date, name as written, region as the person's records agree on it); the "
+                           "register gives no other IIN to the person so named and born",
     "duplicates": "no record repeats another under a new record id (same persons, same facts)",
     "after_death": "no activity of a person after the death the population or civil register records",
-    "livestock": "no animal registered in several settlements at once, no animal of a dead or unknown owner",
+    "livestock": "no animal registered in several settlements at once, no animal of a dead or unknown owner, "
+                 "no ear tag the animal's other records write otherwise",
 }
 FLAG_SCHEMA = pa.schema([("check", pa.string()), ("reason", pa.string()), ("record_id", pa.string())])
 

@@ -20,10 +20,10 @@ from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.alphabet import FOLD_TABLE
 from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
-from family_pipeline.resolution.normalize import name_codes, name_key
+from family_pipeline.resolution.normalize import name_codes
 
-__all__ = ["POPULATION_REGISTER", "Reference", "after_death", "duplicates", "livestock", "population_register",
-           "tag_disputes"]
+__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "after_death", "align_persons", "duplicates", "iin_numbers",
+           "livestock", "population_register", "region_pairs", "region_votes", "tag_disputes"]
 
 POPULATION_REGISTER = "gbd_fl"
 #: the national ear-tag format: country code and twelve digits

@@ -9,6 +9,7 @@ import pandas as pd
 
 from family_pipeline.catalog import catalog
 from family_pipeline.evaluation import evaluate
+from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline.quality import registry_checks
 from family_pipeline.quality.cross import (
     Reference,
@@ -21,7 +22,6 @@ from family_pipeline.quality.cross import (
 )
 from family_pipeline.synth import generate_country
 from family_pipeline_tests.conftest import copy_country, run_on_instance
-from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline_tests.ingestion.test_formats import IINS, registry
 
 SPEC = registry({"format": "csv"}, living_only=True)
