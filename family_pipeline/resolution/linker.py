@@ -365,7 +365,7 @@ def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str 
     stats["clusters"] = int(len(first_of_cluster))
     pairs = pd.DataFrame({"signature_a": i, "signature_b": j, "row_a": first_row[i], "row_b": first_row[j],
                           "probability": p, "linked": same,
-                          **{f"level_{f}": levels[f] for f in FIELDS}})
+                          **{f"level_{f}": levels[f] for f in FIELDS}}, copy=False)  # the arrays, not a copy
     lo, hi = review_band
     stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
     clock.lap("output")
