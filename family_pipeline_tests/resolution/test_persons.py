@@ -9,12 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from family_pipeline.catalog import catalog
-from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resolution import (
-    ANIMALS,
-    ANOMALIES,
-    ANOMALY_SUMMARY,
     CANDIDATES,
     MENTION_COLUMNS,
     MENTIONS,
@@ -25,20 +20,14 @@ from family_pipeline.defs.resolution import (
 from family_pipeline.evaluation import evaluate
 from family_pipeline.evaluation.resolution import linkage_accuracy
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
-from family_pipeline.lib.lake import Lake
 from family_pipeline.resolution import FellegiSunter, link
-from family_pipeline_tests.conftest import copy_country, run_on_instance
 
 RESOLUTION = [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES]
 
 
 @pytest.fixture(scope="module")
-def resolved(small_country, tmp_path_factory):
-    root = copy_country(small_country, tmp_path_factory.mktemp("resolved"))
-    keys = [registry_key(s.code) for s in catalog().registries] + RESOLUTION + [ANIMALS, ANOMALIES, ANOMALY_SUMMARY]
-    result, _ = run_on_instance(root, tmp_path_factory.mktemp("dagster_home"), "family_map", keys)
-    assert result.success
-    return {"root": root, "lake": Lake(root), "result": result}
+def resolved(family_map_run):
+    return family_map_run
 
 
 def _materialization(result, key):
