@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import catalog
@@ -74,9 +76,11 @@ def _checkable(defects: pd.DataFrame, lake: Lake | None = None) -> pd.Series:
 class _TruthMentions:
     """The truth's mentions of some registries, read once: who each (record, group) really is."""
 
-    def __init__(self, lake: Lake, registries: set[str]):
+    def __init__(self, lake: Lake, registries: set[str], record_ids: set[str] | None = None):
         table = pq.read_table(lake.truth("mentions"), filters=[("registry", "in", sorted(registries))]) \
             if registries else None
+        if table is not None and record_ids is not None:  # only the records asked about
+            table = table.filter(pc.is_in(table.column("record_id"), value_set=pa.array(sorted(record_ids), pa.string())))
         frame = table.to_pandas() if table is not None else pd.DataFrame(
             columns=["registry", "record_id", "group", "person_id"])
         self.by_registry = {r: f.set_index(["record_id", "group"]).person_id[lambda x: ~x.index.duplicated()]
@@ -123,7 +127,7 @@ def _invisible_name_typos(lake: Lake, defects: pd.DataFrame, specs: dict) -> pd.
     if typos.empty:
         return out
     persons = pd.read_parquet(lake.truth("persons"), columns=["person_id", *_NAME_PARTS]).set_index("person_id")
-    mentions = _TruthMentions(lake, set(typos.registry))
+    mentions = _TruthMentions(lake, set(typos.registry), set(typos.record_id))
     for registry, d in typos.groupby("registry"):
         spec = specs[registry]
         path = lake.table("registries", registry)
