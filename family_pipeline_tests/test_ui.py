@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import build_registry_assets, registry_key
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
 from family_pipeline.instance import instance_for
+from family_pipeline_tests.processes import default_interrupts, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
@@ -101,27 +101,6 @@ def render_until(browser: str, url: str, screenshot: Path, profile: Path, patter
         if re.search(pattern, text):
             break
     return text
-
-
-def default_interrupts() -> None:
-    """In the child: SIGINT back to its default. A test run in the background of a
-    non-interactive shell inherits SIGINT ignored, and Dagster maps SIGTERM onto SIGINT's handler,
-    so the server would ignore SIGTERM too (../shared/STACK.md)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> bool:
-    """SIGTERM to the whole process group; SIGKILL if it lingers. True if SIGTERM was enough."""
-    if proc.poll() is not None:
-        return True
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace_seconds)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        return False
 
 
 def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, tmp_path, dagster_home):

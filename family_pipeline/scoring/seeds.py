@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from family_pipeline.catalog import default_seeds_dir
+from family_pipeline.lib.seeds import read_seed_yaml, validate_seed
 
 __all__ = [
     "AeMap",
@@ -285,29 +292,13 @@ class ScoringSeeds(_Frozen):
 
 
 # ---------------------------------------------------------------- loading
-def _field(loc: tuple) -> str:
-    return ".".join(str(x) for x in loc) or "(top level)"
-
-
 def _load(path: Path, model: type[BaseModel]):
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ScoringSeedError(f"{path}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ScoringSeedError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_seed_yaml(path, ScoringSeedError)
     if not isinstance(raw, dict):
         raise ScoringSeedError(f"{path}: expected a mapping at the top level")
     if "version" not in raw or raw["version"] in (None, ""):
         raise ScoringSeedError(f"{path}: field 'version': a version is required")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
-        where = f"field {_field(tuple(first['loc']))!r}: " if first["loc"] else ""
-        raise ScoringSeedError(f"{path}: {where}{message}{more}") from exc
+    return validate_seed(path, raw, model, ScoringSeedError)
 
 
 def known_features(seeds_dir: Path) -> set[str] | None:

@@ -11,10 +11,10 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from family_pipeline.catalog.load import CatalogError, default_seeds_dir
+from family_pipeline.lib.seeds import read_seed_yaml, validate_seed
 
 __all__ = [
     "HOUSING_REASONS",
@@ -139,17 +139,7 @@ class BenefitRules(_Frozen):
 
 # ------------------------------------------------------------------ loading
 def load_rules(path: Path, model: type[BaseModel]) -> BaseModel:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CatalogError(f"{path}: missing") from exc
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML ({exc})") from exc
-    try:
-        return model.model_validate(raw or {})
-    except ValidationError as err:
-        parts = [f"{'.'.join(str(x) for x in e['loc']) or 'file'}: {e['msg']}" for e in err.errors()]
-        raise CatalogError(f"{path}: " + "; ".join(parts)) from err
+    return validate_seed(path, read_seed_yaml(path, CatalogError), model, CatalogError)
 
 
 def _services_dir(seeds: Path | None) -> Path:
