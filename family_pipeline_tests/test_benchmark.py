@@ -1,0 +1,40 @@
+"""The bench command's machinery on the small country: stages in data-flow order, each its own
+run, with wall time, peak memory and rows in and out. (Scale runs themselves are not tests.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from family_pipeline.benchmark import STAGES, run_benchmark
+
+
+@pytest.fixture
+def lake_copy(family_map_run, tmp_path):
+    """A writable copy of the session's materialized country (landing, lake, truth link)."""
+    root = tmp_path / "country"
+    shutil.copytree(family_map_run["root"], root, symlinks=True)
+    return root
+
+
+def test_bench_reports_each_stage_with_time_memory_and_rows(lake_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    report = run_benchmark(lake_copy, persons=0, synth=False, stages=("families", "scoring"))
+    assert report["success"] is True
+    assert [s["stage"] for s in report["stages"]] == ["families", "scoring"]  # data-flow order
+    for stage in report["stages"]:
+        assert stage["success"] and stage["seconds"] > 0 and stage["peak_rss_mb"] > 0
+        assert stage["assets"] > 0 and stage["rows_out"] > 0
+    families, scoring = report["stages"]
+    # scoring reads what families wrote (family_features is one of its three tables)
+    assert 0 < scoring["rows_in"] <= families["rows_out"]
+    assert "synth" not in report
+    written = json.loads((lake_copy / "reports" / "bench.json").read_text())
+    assert written["stages"] == report["stages"]
+
+
+def test_stages_follow_the_data_flow():
+    assert STAGES.index("registries") < STAGES.index("resolution") < STAGES.index("quality") \
+        < STAGES.index("families") < STAGES.index("scoring") < STAGES.index("services") < STAGES.index("warehouse")
