@@ -12,6 +12,7 @@ import pytest
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.automation import landing_zone_sensor
+from family_pipeline.defs.jobs import CROSS_REGISTRY_CHECKS
 from family_pipeline.defs.registries import GROUP as REGISTRIES
 from family_pipeline.defs.registries import build_registry_assets, registry_key
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
@@ -125,6 +126,10 @@ def test_downstream_assets_follow_their_dependencies(definitions):
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     targeted = sensor.asset_selection.resolve(graph)
     assert set(downstream) <= targeted and not any(k.path[0] == REGISTRIES for k in targeted)
+    # the cross-registry checks are automated too (the registries' own checks run in their step)
+    cross = set(CROSS_REGISTRY_CHECKS.resolve_checks(graph))
+    assert cross and cross <= set(sensor.asset_selection.resolve_checks(graph))
+    assert all(graph.get_check_spec(k).automation_condition is not None for k in cross)
 
 
 def test_a_refreshed_registry_brings_its_downstream_assets_up_to_date(definitions):
@@ -145,9 +150,15 @@ def test_a_refreshed_registry_brings_its_downstream_assets_up_to_date(definition
     refreshed = registry_key("zags_marriages")
     instance.report_runless_asset_event(dg.AssetMaterialization(refreshed))
     tick = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=settled.cursor)
-    requested = {r.key for r in tick.results if r.true_subset.size}
+    keys = {r.key for r in tick.results if r.true_subset.size}
+    requested = {k for k in keys if isinstance(k, dg.AssetKey)}
     downstream = dg.AssetSelection.assets(refreshed).downstream().resolve(graph) - {refreshed}
     assert requested <= downstream
+    # the cross-registry checks follow too: the refreshed registry's own, and every registry's
+    # comparison with the persons that are about to change
+    checks = {k for k in keys if isinstance(k, dg.AssetCheckKey)}
+    assert {dg.AssetCheckKey(refreshed, name) for name in ("population_register", "duplicates")} <= checks
+    assert checks <= set(CROSS_REGISTRY_CHECKS.resolve_checks(graph))
     mentions, persons = dg.AssetKey(["resolution", "person_mentions"]), dg.AssetKey(["resolution", "persons"])
     assert {mentions, persons} <= requested
     assert dg.AssetKey(["resolution", "animal_records"]) not in requested  # does not read marriages

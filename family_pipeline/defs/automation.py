@@ -21,7 +21,7 @@ import json
 import dagster as dg
 
 from family_pipeline.catalog import RegistrySpec, catalog
-from family_pipeline.defs.jobs import family_map, ingest_registries
+from family_pipeline.defs.jobs import CROSS_REGISTRY_CHECKS, family_map, ingest_registries
 from family_pipeline.defs.registries import GROUP as REGISTRIES
 from family_pipeline.defs.registries import check_specs, registry_key
 from family_pipeline.defs.resources import LakeResource
@@ -36,6 +36,9 @@ LANDING_INTERVAL_SECONDS = 60
 #: assets that follow their dependencies declaratively: everything downstream of the registries
 DOWNSTREAM = dg.AssetSelection.all() - dg.AssetSelection.groups(REGISTRIES)
 DOWNSTREAM_CONDITION = dg.AutomationCondition.eager()
+#: what the automation sensor evaluates: the downstream assets and the cross-registry checks,
+#: which re-run when their registry is refreshed or the persons they compare with change
+AUTOMATED = DOWNSTREAM | CROSS_REGISTRY_CHECKS
 
 registry_refresh_daily = dg.ScheduleDefinition(
     name="registry_refresh_daily",
@@ -161,7 +164,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, lake: LakeResource)
 #: evaluates the declarative conditions (the name Dagster gives the sensor it would add itself)
 automation_condition_sensor = dg.AutomationConditionSensorDefinition(
     "default_automation_condition_sensor",
-    target=DOWNSTREAM,
+    target=AUTOMATED,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Materializes assets downstream of the registries when their conditions (eager: a "

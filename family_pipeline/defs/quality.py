@@ -34,7 +34,9 @@ def build_cross_checks(spec: RegistrySpec) -> dg.AssetChecksDefinition:
         specs=[dg.AssetCheckSpec(n, asset=key, description=CROSS_CHECKS[n],
                                  additional_deps=[PERSONS, XREF]
                                  + ([] if spec.code == POPULATION_REGISTER else [registry_key(POPULATION_REGISTER)])
-                                 + ([ANIMALS, ANOMALIES] if n == "livestock" else []))
+                                 + ([ANIMALS, ANOMALIES] if n == "livestock" else []),
+                                 # re-run when the registry or the persons it is compared with change
+                                 automation_condition=dg.AutomationCondition.eager())
                for n in names],
     )
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
