@@ -77,6 +77,7 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
                   evaluate: bool = False, defect_scale: float = 1.0, stages: tuple[str, ...] = STAGES) -> dict:
     import dagster as dg
 
+    from family_pipeline.cli import CONSOLE_LOG_LEVEL
     from family_pipeline.definitions import defs as load_defs
     from family_pipeline.instance import prepare_dagster_home
     from family_pipeline.synth import generate_country
@@ -109,7 +110,7 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
         _reset_peak()
         job = defs.resolve_job_def(f"bench_{stage.name}")
         t0 = time.perf_counter()
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=CONSOLE_LOG_LEVEL)
         seconds = time.perf_counter() - t0
         total += seconds
         keys = set()

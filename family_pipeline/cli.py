@@ -21,6 +21,9 @@ from pathlib import Path
 from family_pipeline.lib.lake import default_data_dir
 
 DEFAULT_PERSONS = 100_000
+#: the terminal shows what each step did (INFO), not Dagster's step-by-step DEBUG events; the
+#: instance's event log keeps everything, and the UI shows it
+CONSOLE_LOG_LEVEL = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 DEFAULT_SEED = 42
 
 
@@ -52,7 +55,8 @@ def run_family_map(data_dir: Path, selection: list[str] | None = None) -> tuple[
     defs = load_defs()
     job = defs.resolve_job_def("family_map")
     keys = [dg.AssetKey.from_user_string(s) for s in selection] if selection else None
-    result = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=keys)
+    result = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=keys,
+                                    run_config=CONSOLE_LOG_LEVEL)
     print(f"dagster home: {home}; run {result.run_id}: {'success' if result.success else 'FAILED'}", file=sys.stderr)
     return result.success, result.run_id
 
