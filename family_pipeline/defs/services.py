@@ -16,7 +16,6 @@ import datetime as dt
 import time
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 

@@ -14,22 +14,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.evaluation.resolution import KEYS, golden_to_truth
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["families_section", "family_accuracy", "golden_to_truth"]
 
-KEYS = ["registry", "record_id", "group"]
 #: persons per family in the country the project models (20M persons, 6.2M families)
 NATIONAL_PERSONS_PER_FAMILY = round(20_000_000 / 6_200_000, 3)
-
-
-def golden_to_truth(xref: pd.DataFrame, truth_mentions: pd.DataFrame) -> pd.DataFrame:
-    """person_id → true_id by majority of mentions (ties: the smaller true id)."""
-    x = xref[KEYS + ["person_id"]].merge(truth_mentions.rename(columns={"person_id": "true_id"}), on=KEYS, how="inner")
-    x = x[x.true_id >= 0]
-    votes = x.groupby(["person_id", "true_id"], sort=False).size().rename("n").reset_index()
-    votes = votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True], kind="mergesort")
-    return votes.drop_duplicates("person_id")[["person_id", "true_id"]]
 
 
 def _mix(v: np.ndarray) -> np.ndarray:

@@ -15,9 +15,31 @@ from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["linkage_accuracy", "resolution_section"]
+__all__ = ["golden_to_truth", "linkage_accuracy", "resolution_section", "true_person_of"]
 
 KEYS = ["registry", "record_id", "group"]
+
+
+def golden_to_truth(xref: pd.DataFrame, truth_mentions: pd.DataFrame) -> pd.DataFrame:
+    """person_id → true_id by majority of mentions (ties: the smaller true id). Every stage after
+    resolution is measured through this one mapping."""
+    x = xref[KEYS + ["person_id"]].merge(truth_mentions.rename(columns={"person_id": "true_id"}), on=KEYS, how="inner")
+    x = x[x.true_id >= 0]
+    votes = x.groupby(["person_id", "true_id"], sort=False).size().rename("n").reset_index()
+    votes = votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True], kind="mergesort")
+    return votes.drop_duplicates("person_id")[["person_id", "true_id"]]
+
+
+def true_person_of(lake: Lake, registries: list[str] | None = None,
+                   person_ids: np.ndarray | None = None) -> pd.Series:
+    """pipeline person_id → true person id (``golden_to_truth`` over the lake's crosswalk), read
+    only for ``registries`` and ``person_ids`` when given."""
+    filters = [("registry", "in", list(registries))] if registries else None
+    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"], filters=filters).to_pandas()
+    if person_ids is not None:
+        xref = xref[xref.person_id.isin(pd.unique(person_ids))]
+    truth = pq.read_table(lake.truth("mentions"), filters=filters).to_pandas()
+    return golden_to_truth(xref, truth).set_index("person_id").true_id
 
 
 def _pairs(*codes: np.ndarray) -> int:

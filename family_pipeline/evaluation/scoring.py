@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.evaluation.resolution import true_person_of
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["LOWEST", "category_errors", "scoring_accuracy", "scoring_section", "true_family_of_heads"]
@@ -65,21 +66,13 @@ def scoring_accuracy(scores: pd.DataFrame) -> dict:
 
 def true_family_of_heads(lake: Lake, head_person_ids: np.ndarray) -> np.ndarray:
     """The true family id of each golden head person (-1 when it cannot be told)."""
-    xref = pq.read_table(lake.table("resolution", "person_xref"),
-                         columns=["registry", "record_id", "group", "person_id"]).to_pandas()
-    xref = xref[xref.person_id.isin(pd.unique(head_person_ids))]
-    truth = pq.read_table(lake.truth("mentions")).to_pandas().rename(columns={"person_id": "true_id"})
-    x = xref.merge(truth, on=["registry", "record_id", "group"], how="inner")
-    x = x[x.true_id >= 0]
-    votes = x.groupby(["person_id", "true_id"]).size().rename("n").reset_index()
-    best = (votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True])
-            .drop_duplicates("person_id").set_index("person_id").true_id)
+    best = true_person_of(lake, person_ids=head_person_ids)
     persons = pq.read_table(lake.truth("persons"), columns=["person_id", "family_id"]).to_pandas()
     family_of_person = pd.Series(persons.family_id.to_numpy(), index=persons.person_id.to_numpy())
-    true_person = best.reindex(head_person_ids).to_numpy()
-    known = ~np.isnan(true_person.astype(float))
+    true_person = best.reindex(head_person_ids)
+    known = true_person.notna().to_numpy()
     out = np.full(len(head_person_ids), -1, dtype=np.int64)
-    out[known] = family_of_person.reindex(true_person[known].astype(np.int64)).fillna(-1).to_numpy(np.int64)
+    out[known] = family_of_person.reindex(true_person[known].astype(np.int64).to_numpy()).fillna(-1).to_numpy(np.int64)
     return out
 
 

@@ -13,23 +13,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.evaluation.resolution import true_person_of
 from family_pipeline.lib.lake import Lake
 from family_pipeline.services.rules import HOUSING_REASONS
 
 __all__ = ["benefit_accuracy", "housing_accuracy", "juror_accuracy", "services_section", "true_person_of"]
-
-
-def true_person_of(lake: Lake, registries: list[str] | None = None) -> pd.Series:
-    """pipeline person_id -> true person_id (the majority over its mentions)."""
-    filters = [("registry", "in", registries)] if registries else None
-    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=["registry", "record_id", "group", "person_id"],
-                         filters=filters).to_pandas()
-    truth = pq.read_table(lake.truth("mentions"), filters=filters).to_pandas().rename(columns={"person_id": "true_id"})
-    x = xref.merge(truth, on=["registry", "record_id", "group"], how="inner")
-    x = x[x.true_id >= 0]
-    votes = x.groupby(["person_id", "true_id"]).size().rename("n").reset_index()
-    votes = votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True], kind="stable")
-    return votes.drop_duplicates("person_id").set_index("person_id").true_id
 
 
 def _pr(predicted: np.ndarray, actual: np.ndarray) -> dict:
@@ -165,6 +153,7 @@ def benefit_accuracy(assignments: pd.DataFrame, truth_persons: pd.DataFrame, tru
 
 def services_section(lake: Lake) -> dict:
     out: dict = {}
+    everyone = None  # the whole person mapping, read once for jurors and benefits
     audit_path = lake.table("services", "housing_queue_audit")
     if audit_path.exists() and lake.truth("housing_queue").exists():
         audit = pd.read_parquet(audit_path)
@@ -175,7 +164,7 @@ def services_section(lake: Lake) -> dict:
     judged_path = lake.table("services", "juror_exclusions")
     if judged_path.exists():
         judged = pd.read_parquet(judged_path)
-        person_map = true_person_of(lake)
+        person_map = everyone = true_person_of(lake)
         out["jurors"] = juror_accuracy(judged, pd.read_parquet(lake.truth("persons")), person_map,
                                        truth_expunged(lake))
     else:
@@ -185,7 +174,8 @@ def services_section(lake: Lake) -> dict:
         assignments = pd.read_parquet(benefits_path)
         out["benefits"] = benefit_accuracy(assignments, pd.read_parquet(lake.truth("persons")),
                                            pd.read_parquet(lake.truth("families")), pd.read_parquet(lake.truth("births")),
-                                           true_person_of(lake), pd.Timestamp(assignments.period_start.min()))
+                                           everyone if everyone is not None else true_person_of(lake),
+                                           pd.Timestamp(assignments.period_start.min()))
         out["benefits"]["by_service_status"] = {
             f"{k[0]}:{k[1]}": int(v) for k, v in assignments.groupby(["service", "status"]).size().items()}
     else:

@@ -27,7 +27,6 @@ import pandas as pd
 
 from family_pipeline.lib.pseudonym import secret
 from family_pipeline.services.rules import JurorRules
-from family_pipeline.services.sources import years_before
 
 __all__ = ["age_in_years", "judge_persons", "juror_longlist", "order_key", "order_keys"]
 

@@ -1,9 +1,8 @@
 """Read what the services need from the lake: registry rows with the resolved ``person_id`` of
 the person they name, the golden persons, and the families when that stage has run.
 
-Registry rows are joined to ``resolution/person_xref`` on (registry, record_id, group), reading
-only the xref rows of the registries asked for (a filtered Parquet scan), so memory follows the
-registries used, not the whole crosswalk.
+Registry rows are joined to ``resolution/person_xref`` by the families stage's ``person_rows``
+(one crosswalk reader for every stage after resolution).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.families.sources import person_rows
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["as_days", "family_members", "golden_persons", "registry_persons", "years_before"]
@@ -37,18 +37,8 @@ def registry_persons(lake: Lake, registry: str, columns: list[str], group: str =
     """The clean rows of ``registry`` (``record_id`` + ``columns``) with the ``person_id`` of the
     person the ``group`` reference names; rows whose person is unknown are dropped. A registry
     that was never materialized gives an empty frame."""
-    path = lake.table("registries", registry)
-    wanted = ["record_id", *[c for c in columns if c != "record_id"]]
-    if not path.exists():
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in wanted} | {"person_id": pd.Series(dtype=np.int64)})
-    names = set(pq.read_schema(path).names)
-    rows = pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()
-    for c in wanted:
-        if c not in rows.columns:
-            rows[c] = None
-    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=["record_id", "person_id"],
-                         filters=[("registry", "=", registry), ("group", "=", group)]).to_pandas()
-    return rows.merge(xref, on="record_id", how="inner").sort_values(["person_id", "record_id"], kind="stable")
+    rows = person_rows(lake, registry, columns, group)
+    return rows[rows.person_id >= 0].sort_values(["person_id", "record_id"], kind="stable")
 
 
 def golden_persons(lake: Lake) -> pd.DataFrame:
