@@ -16,7 +16,7 @@ import pyarrow as pa
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resolution import ANIMALS, PERSONS, XREF
-from family_pipeline.defs.resources import LakeResource
+from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.families import (
     FEATURES_FILE,
     FormationRules,
@@ -31,7 +31,7 @@ GROUP = "families"
 FAMILY_MEMBERS = dg.AssetKey([GROUP, "family_members"])
 FAMILIES = dg.AssetKey([GROUP, "families"])
 FAMILY_FEATURES = dg.AssetKey([GROUP, "family_features"])
-OWNER = "team:data-engineering"
+OWNER = DATA_ENGINEERING
 ONE_FAMILY_CHECK = "one_family_per_person"
 
 

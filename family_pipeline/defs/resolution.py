@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
-from family_pipeline.defs.resources import LakeResource
+from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
     folding_registries,
@@ -35,7 +35,7 @@ CANDIDATES = dg.AssetKey([GROUP, "person_candidate_pairs"])
 MENTION_COLUMNS = {"national_id": "iin", "last_name": "last_name", "first_name": "first_name",
                    "patronymic": "patronymic", "full_name": "full_name", "birth_date": "birth_date",
                    "sex": "sex", "region": "region"}
-OWNER = "team:data-engineering"
+OWNER = DATA_ENGINEERING
 
 
 class LinkageConfig(dg.Config):

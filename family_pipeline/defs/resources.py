@@ -10,6 +10,9 @@ import dagster as dg
 
 from family_pipeline.lib.lake import Lake, default_data_dir
 
+#: the team that owns the pipeline's own assets (registry assets are owned by their agencies)
+DATA_ENGINEERING = "team:data-engineering"
+
 
 class LakeResource(dg.ConfigurableResource):
     """The data directory (``$FAMILY_PIPELINE_DATA`` or ``./data`` when ``root`` is empty)."""

@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 
 from family_pipeline.catalog import catalog
-from family_pipeline.defs.resources import LakeResource
+from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.quality.expectations import read_snapshot, reference_date
 from family_pipeline.scoring import category_summary as summarise
 from family_pipeline.scoring import load_scoring_seeds, score_families
@@ -22,7 +22,7 @@ GROUP = "scoring"
 FAMILY_FEATURES = dg.AssetKey(["families", "family_features"])
 FAMILY_SCORES = dg.AssetKey([GROUP, "family_scores"])
 CATEGORY_SUMMARY = dg.AssetKey([GROUP, "category_summary"])
-OWNER = "team:data-engineering"
+OWNER = DATA_ENGINEERING
 #: every family of family_features scored exactly once, with a category and both model versions
 EVERY_FAMILY_CHECK = "every_family_scored_once"
 

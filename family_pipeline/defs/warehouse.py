@@ -13,7 +13,7 @@ import os
 import dagster as dg
 
 from family_pipeline.defs.alerts import AlertingResource
-from family_pipeline.defs.resources import LakeResource
+from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.lib.lake import Lake
 from family_pipeline.warehouse import (
     MartSpec,
@@ -25,7 +25,7 @@ from family_pipeline.warehouse import (
 )
 
 GROUP = "warehouse"
-OWNER = "team:data-engineering"
+OWNER = DATA_ENGINEERING
 WAREHOUSE_URL_ENV = "FAMILY_PIPELINE_WAREHOUSE_URL"
 
 
