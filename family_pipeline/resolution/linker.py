@@ -139,14 +139,15 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     (m_ln, m_fn, m_fl, m_ff), names = _shared_vocabulary(ln_keys, fn_keys, fl_keys, ff_keys)
     (m_pt, m_fp), pt_v = _shared_vocabulary(pt_keys, fp_keys)
 
-    def filled(raw: np.ndarray, own: np.ndarray, part: np.ndarray, via_part: np.ndarray) -> np.ndarray:
+    def filled(raw: np.ndarray, own: np.ndarray, full: np.ndarray, part: np.ndarray, via_part: np.ndarray) -> np.ndarray:
+        """A name part's code; where the record has none, the same part of its full name."""
         code = _through(raw, own)
-        fill = _through(full_raw, _through(part, via_part))
+        fill = _through(full, _through(part, via_part))
         return np.where(code >= 0, code, fill)
 
-    ln_c = filled(ln_raw, m_ln, fl_part, m_fl)
-    fn_c = filled(fn_raw, m_fn, ff_part, m_ff)
-    pt_c = filled(pt_raw, m_pt, fp_part, m_fp)
+    ln_c = filled(ln_raw, m_ln, full_raw, fl_part, m_fl)
+    fn_c = filled(fn_raw, m_fn, full_raw, ff_part, m_ff)
+    pt_c = filled(pt_raw, m_pt, full_raw, fp_part, m_fp)
     del ln_raw, fn_raw, pt_raw, full_raw
 
     # identifiers: spaces and dashes dropped, upper case — on the distinct values only
