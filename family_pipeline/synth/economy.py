@@ -22,6 +22,9 @@ from family_pipeline.synth.population import (
     _to_date,
 )
 from family_pipeline.synth.random import Streams
+from family_pipeline.synth.shards import Shard
+
+SINGLE = Shard()
 
 NAT = np.iinfo(np.int64).min
 SPECIES = np.array(["cattle", "sheep", "goat", "horse", "camel"])
@@ -45,8 +48,28 @@ def _plates(i: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.char.add(body, code)
 
 
-def add_person_attributes(pop: Population, catalog: Catalog, snapshot: dt.date, streams: Streams) -> pd.DataFrame:
-    """Work, education, health and justice attributes on ``pop.persons`` (returns employers)."""
+def make_employers(rng: np.random.Generator, n_emp: int, snapshot: dt.date) -> tuple[pd.DataFrame, np.ndarray]:
+    """Legal entities whose BINs appear on labour contracts and pension contributions, with
+    their (Pareto) share of the workforce."""
+    reg_days = _days(snapshot) - rng.integers(200, 9000, n_emp)
+    employers = pd.DataFrame({
+        "bin": make_bins(_to_date(reg_days), np.full(n_emp, 4), np.arange(n_emp) * 3 + 7),
+        "registered_date": _to_date(reg_days),
+    })
+    weights = rng.pareto(1.2, n_emp) + 0.1
+    return employers, weights
+
+
+def employer_count(persons_with_deceased: int) -> int:
+    return max(50, persons_with_deceased // 150)
+
+
+def add_person_attributes(pop: Population, catalog: Catalog, snapshot: dt.date, streams: Streams,
+                          shared_employers: tuple[pd.DataFrame, np.ndarray] | None = None) -> pd.DataFrame:
+    """Work, education, health and justice attributes on ``pop.persons`` (returns employers).
+
+    A sharded country passes the country's employers (``make_employers``); each shard then
+    only draws which of them its workers work for."""
     rng = streams.get("attributes")
     P = pop.persons
     n = len(P)
@@ -119,22 +142,23 @@ def add_person_attributes(pop: Population, catalog: Catalog, snapshot: dt.date, 
     P["registered_since"] = _to_date(since)
 
     # employers: legal entities whose BINs appear on labour contracts and pension contributions
-    n_emp = max(50, n // 150)
-    erng = streams.get("employers")
-    reg_days = snap - erng.integers(200, 9000, n_emp)
-    employers = pd.DataFrame({
-        "bin": make_bins(_to_date(reg_days), np.full(n_emp, 4), np.arange(n_emp) * 3 + 7),
-        "registered_date": _to_date(reg_days),
-    })
-    weights = erng.pareto(1.2, n_emp) + 0.1
-    emp_idx = erng.choice(n_emp, size=n, p=weights / weights.sum())
+    if shared_employers is None:
+        erng = streams.get("employers")
+        employers, weights = make_employers(erng, employer_count(n), snapshot)
+    else:
+        erng = streams.get("employers:assign")
+        employers, weights = shared_employers
+    emp_idx = erng.choice(len(employers), size=n, p=weights / weights.sum())
     P["employer_bin"] = np.where(employed, employers.bin.to_numpy()[emp_idx], None)
     return employers
 
 
 def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams: Streams,
-                   employers: pd.DataFrame, defect_scale: float = 1.0) -> dict[str, pd.DataFrame]:
+                   employers: pd.DataFrame, defect_scale: float = 1.0,
+                   shard: Shard = SINGLE) -> dict[str, pd.DataFrame]:
+    """Holdings of the shard's families (local ids; registry numbers interleaved across shards)."""
     P, F = pop.persons, pop.families
+    num = shard.serial
     snap = _days(snapshot)
     n_fam = len(F)
     z = pop.welfare_z
@@ -169,7 +193,7 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
         "area_m2": area,
         "acquired_date": _to_date(acquired),
         "disposed_date": _to_date(disposed),
-        "cadastral_no": np.char.add("20-3", np.char.zfill(np.arange(k).astype(str), 9)),
+        "cadastral_no": np.char.add("20-3", np.char.zfill(num(np.arange(k)).astype(str), 9)),
         "value": np.round(area * np.where(city, 450_000, 160_000) * np.exp(rng.normal(0, 0.2, k)), -3),
     })
 
@@ -190,7 +214,7 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
         "settlement_id": F.settlement_id.to_numpy()[fam_rows],
         "area_ha": area_ha,
         "purpose": purpose,
-        "cadastral_no": np.char.add("03-0", np.char.zfill(np.arange(k).astype(str), 9)),
+        "cadastral_no": np.char.add("03-0", np.char.zfill(num(np.arange(k)).astype(str), 9)),
     })
 
     # ------------------------------------------------------------ vehicles
@@ -204,8 +228,8 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
     out["vehicles"] = pd.DataFrame({
         "vehicle_id": np.arange(k, dtype=np.int64),
         "owner_id": head[fam_rows],
-        "plate": _plates(np.arange(k), F.region.to_numpy()[fam_rows]),
-        "vin": np.char.add("XW8", np.char.zfill(np.arange(k).astype(str), 14)),
+        "plate": _plates(num(np.arange(k)), F.region.to_numpy()[fam_rows]),
+        "vin": np.char.add("XW8", np.char.zfill(num(np.arange(k)).astype(str), 14)),
         "make": rng.choice(makes, size=k),
         "model_year": year,
         "registered_date": _to_date(snap - rng.integers(10, 7000, k)),
@@ -220,7 +244,7 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
     k = len(fam_rows)
     bkind = np.concatenate([np.full(ip.sum(), "sole_proprietor"), np.full(llp.sum(), "llp")])
     reg_days = snap - rng.integers(60, 8000, k)
-    bins = make_bins(_to_date(reg_days), np.where(bkind == "llp", 4, 6), 50_000 + np.arange(k) * 3)
+    bins = make_bins(_to_date(reg_days), np.where(bkind == "llp", 4, 6), 50_000 + num(np.arange(k)) * 3)
     status = np.where(rng.random(k) < 0.9, "active", "closed")
     revenue = np.where(status == "active", np.round(np.exp(rng.normal(15.2, 1.0, k) + 0.5 * z[fam_rows]), -3), 0.0)
     out["businesses"] = pd.DataFrame({
@@ -229,7 +253,7 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
         "owner_id": head[fam_rows],
         "kind": bkind,
         "registered_date": _to_date(reg_days),
-        "name": np.char.add(np.where(bkind == "llp", "ТОО «Компания-", "ИП «Бизнес-"), np.char.add(np.arange(k).astype(str), "»")),
+        "name": np.char.add(np.where(bkind == "llp", "ТОО «Компания-", "ИП «Бизнес-"), np.char.add(num(np.arange(k)).astype(str), "»")),
         "status": status,
         "revenue": revenue,
     })
@@ -261,7 +285,7 @@ def build_holdings(pop: Population, catalog: Catalog, snapshot: dt.date, streams
     settle = np.concatenate([settle, settle[ph_src] if len(settle) else np.zeros(n_ph, int)])
     region = np.concatenate([region, region[ph_src] if len(region) else np.full(n_ph, "KZ-61")])
     k = len(owners)
-    tags = np.char.add("KZ", np.char.zfill((rng.permutation(k) * 7 + 100_000_019).astype(str), 12))
+    tags = np.char.add("KZ", np.char.zfill((num(rng.permutation(k)) * 7 + 100_000_019).astype(str), 12))
     st = pop.settlements.set_index("settlement_id").settlement_name
     out["animals"] = pd.DataFrame({
         "animal_id": np.arange(k, dtype=np.int64),
@@ -409,7 +433,7 @@ def build_welfare(pop: Population, catalog: Catalog, snapshot: dt.date, streams:
 
 
 def build_housing_queue(pop: Population, catalog: Catalog, snapshot: dt.date, streams: Streams,
-                        holdings: dict[str, pd.DataFrame]) -> pd.DataFrame:
+                        holdings: dict[str, pd.DataFrame], shard: Shard = SINGLE) -> pd.DataFrame:
     """Applicants in social-housing queues, with the reasons (truth) an applicant is ineligible."""
     rng = streams.get("housing_queue")
     P, F = pop.persons, pop.families
@@ -444,7 +468,7 @@ def build_housing_queue(pop: Population, catalog: Catalog, snapshot: dt.date, st
         "queue_date": _to_date(snap - rng.integers(100, 12 * 365, k)),
         "category": rng.choice(np.array(["large_family", "disabled", "orphan", "public_sector", "low_income", "single_parent"]), size=k),
     })
-    q["queue_no"] = q.groupby("region").cumcount().to_numpy() + 1
+    q["queue_no"] = shard.serial(q.groupby("region").cumcount().to_numpy()) + 1
     q["truth_reasons"] = housing_ineligibility(q, pop, snapshot, holdings)
     return q
 

@@ -16,6 +16,7 @@ import pandas as pd
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.identifiers import make_bins
 from family_pipeline.synth.entities import group_id_column
+from family_pipeline.synth.shards import Shard
 
 
 @dataclass
@@ -129,8 +130,9 @@ def build_export(spec: RegistrySpec, entities: dict[str, pd.DataFrame], rng: np.
     return Export(spec, cols, person_ids, animal_ids)
 
 
-def assign_record_ids(export: Export, rng: np.random.Generator) -> Export:
-    """Shuffle rows (so injected rows do not sit at the end) and number them."""
+def assign_record_ids(export: Export, rng: np.random.Generator, shard: Shard | None = None) -> Export:
+    """Shuffle rows (so injected rows do not sit at the end) and number them (shards of a
+    country interleave their numbers, see ``shards.py``)."""
     order = rng.permutation(len(export))
     # defects point at row indices: remap them through the shuffle
     where = np.empty(len(order), dtype=np.int64)
@@ -140,8 +142,10 @@ def assign_record_ids(export: Export, rng: np.random.Generator) -> Export:
     shuffled.malformed = np.sort(where[export.malformed])
     rid = export.spec.column(export.spec.record_id)
     prefix = rid.synth.get("seq", "") if isinstance(rid.synth, dict) else ""
-    width = max(7, len(str(len(order))))
-    numbers = np.arange(1, len(order) + 1).astype(str)
+    local = np.arange(len(order))
+    numbers = (local if shard is None else shard.serial(local)) + 1
+    width = max(7, len(str(int(numbers[-1]) if len(numbers) else 0)))
+    numbers = numbers.astype(str)
     shuffled.columns[rid.name] = (
         np.char.add(prefix, np.char.zfill(numbers, width)).astype(object) if len(order) else np.zeros(0, dtype=object)
     )

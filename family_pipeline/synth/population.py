@@ -17,6 +17,7 @@ from family_pipeline.catalog import Catalog
 from family_pipeline.lib.identifiers import make_iins
 from family_pipeline.synth.names import NameBank
 from family_pipeline.synth.random import Streams
+from family_pipeline.synth.shards import Shard, deceased_count
 
 FAMILY_TYPES = np.array(["single", "couple", "couple_kids", "single_parent"])
 FAMILY_TYPE_P = np.array([0.18, 0.22, 0.50, 0.10])
@@ -94,13 +95,9 @@ def build_settlements(catalog: Catalog, persons: int, names: NameBank, streams: 
     return pd.DataFrame(rows, columns=["settlement_id", "region", "settlement_name", "settlement_type"])
 
 
-def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, streams: Streams,
-                     names: NameBank) -> Population:
-    rng = streams.get("families")
-    snap = _days(snapshot)
-    settlements = build_settlements(catalog, n_persons, names, streams)
-
-    # ---------------------------------------------------------------- families
+def family_layout(rng: np.random.Generator, n_persons: int) -> tuple[np.ndarray, ...]:
+    """Family types, children, adults and sizes adding up to exactly ``n_persons`` (the first
+    draws of the ``families`` stream)."""
     n_fam = int(np.ceil(n_persons / 3.1)) + 10
     ftype = rng.choice(len(FAMILY_TYPES), size=n_fam, p=FAMILY_TYPE_P)
     kids = np.zeros(n_fam, dtype=np.int64)
@@ -125,6 +122,22 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
             excess = int(size.sum() - n_persons)
     ftype = np.where((ftype == 2) & (kids == 0), 1, ftype)
     ftype = np.where((ftype == 3) & (kids == 0), 0, ftype)
+    return ftype, kids, adults, size
+
+
+def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, streams: Streams,
+                     names: NameBank, settlements: pd.DataFrame | None = None,
+                     shard: Shard | None = None) -> Population:
+    """The shard's families and persons (local ids 0..); ``settlements`` are the country's
+    (built here for an unsharded country)."""
+    shard = shard or Shard(persons=n_persons)
+    rng = streams.get("families")
+    snap = _days(snapshot)
+    if settlements is None:
+        settlements = build_settlements(catalog, n_persons, names, streams)
+
+    # ---------------------------------------------------------------- families
+    ftype, kids, adults, size = family_layout(rng, n_persons)
     n_fam = len(ftype)
 
     regions = catalog.regions
@@ -195,7 +208,7 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     del adult
 
     # --------------------------------------------------------------- the deceased
-    n_dead = max(10, int(round(n_persons * 0.035)))
+    n_dead = deceased_count(n_persons)
     drng = streams.get("deceased")
     death_days = (snap - drng.uniform(1, 3650, n_dead)).astype(np.int64)
     age_at_death = np.clip(drng.normal(70, 12, n_dead), 30, 99)
@@ -319,7 +332,7 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     given = names.assign(P_sex, P_kz, father_of_person, P_family, head_idx, spouse_idx, P_role, streams.get("names"))
 
     # ---------------------------------------------------------------- identifiers
-    iins = _issue_iins(P_birth, P_sex, streams)
+    iins = _issue_iins(P_birth, P_sex, streams, shard)
 
     # ---------------------------------------------------------------- addresses
     arng = streams.get("addresses")
@@ -327,7 +340,7 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     house = arng.integers(1, 180, n_fam)
     flat = np.where(is_city, arng.integers(1, 300, n_fam), 0)
     # a household's flat number is made unique within its settlement by the family index
-    address_id = np.char.add(np.char.add(fam_settlement.astype(str), "-"), np.arange(n_fam).astype(str))
+    address_id = np.char.add(np.char.add(fam_settlement.astype(str), "-"), (np.arange(n_fam) + shard.family_base).astype(str))
     street_names = np.asarray(names.streets, dtype=object)[street]
     addr_text = pd.Series(street_names).radd("ул. ") + ", д. " + pd.Series(house).astype(str)
     addr_text = np.where(is_city, (addr_text + ", кв. " + pd.Series(flat).astype(str)).to_numpy(), addr_text.to_numpy())
@@ -342,7 +355,7 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     addr_text = np.asarray(addr_text, dtype=object)
     address_id[lodger] = address_id[host]
     addr_text[lodger] = addr_text[host]
-    d_addr_id = np.char.add(np.char.add(d_settlement.astype(str), "-d"), np.arange(n_dead).astype(str))
+    d_addr_id = np.char.add(np.char.add(d_settlement.astype(str), "-d"), shard.serial(np.arange(n_dead)).astype(str))
     d_addr = np.asarray(["ул. " + s + ", д. 1" for s in np.asarray(names.streets)[drng.integers(0, len(names.streets), n_dead)]], dtype=object)
 
     persons = pd.DataFrame({
@@ -387,9 +400,11 @@ def _oldest_child_birth(is_child: np.ndarray, fam_of: np.ndarray, birth_days: np
     return np.where(out == np.iinfo(np.int64).max, 0, out)
 
 
-def _issue_iins(birth_days: np.ndarray, sex: np.ndarray, streams: Streams) -> np.ndarray:
+def _issue_iins(birth_days: np.ndarray, sex: np.ndarray, streams: Streams, shard: Shard) -> np.ndarray:
     """Unique IINs: serials run within each (birth date, sex) group, spaced so that the
-    never-issued skip (serial + 1) cannot collide with the next person's serial."""
+    never-issued skip (serial + 1) cannot collide with the next person's serial. Shards
+    interleave their serials (the ``i``-th of a group in shard ``k`` of ``K`` takes slot
+    ``i*K + k``), so IINs stay unique across the country."""
     rng = streams.get("iin")
     key = birth_days * 2 + (sex == "F")
     order = np.argsort(key, kind="stable")
@@ -399,7 +414,9 @@ def _issue_iins(birth_days: np.ndarray, sex: np.ndarray, streams: Streams) -> np
     within = np.arange(len(sk)) - grp_start
     offset = rng.integers(0, 40, len(sk))
     serial = np.empty(len(sk), dtype=np.int64)
-    serial[order] = 100 + within * 4 + offset % 2
+    serial[order] = 100 + shard.serial(within) * 4 + offset % 2
+    if len(serial) and serial.max() > 9998:  # pragma: no cover - would need ~2,400 births a day per sex
+        raise RuntimeError("IIN serials exhausted for a birth date in the synthetic population")
     iins = make_iins(_to_date(birth_days), sex, serial)
     if len(np.unique(iins)) != len(iins):  # pragma: no cover - guarded by the spacing above
         raise RuntimeError("IIN collision in the synthetic population")

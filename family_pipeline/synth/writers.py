@@ -85,28 +85,50 @@ def render(export: Export, catalog: Catalog) -> pa.Table:
     return pa.table(arrays, names=[c.source for c in spec.columns])
 
 
-def write_export(export: Export, catalog: Catalog, lake: Lake, extracted_at: dt.datetime,
-                 rng: np.random.Generator) -> dict:
-    """Write the registry into the landing zone; returns its manifest."""
+def part_file_name(file_name: str, part: int) -> str:
+    """``gbd_fl.csv`` -> ``gbd_fl.part0003.csv``: shard ``part`` of a sharded country's export
+    (shard 0 is the file itself)."""
+    if part == 0:
+        return file_name
+    p = Path(file_name)
+    return f"{p.stem}.part{part:04d}{p.suffix}"
+
+
+def write_export(export: Export, catalog: Catalog, lake: Lake, extracted_at: dt.datetime | None,
+                 rng: np.random.Generator, *, part: int = 0, spool: Path | None = None,
+                 manifest: bool = True) -> dict:
+    """Write the registry into the landing zone; returns its manifest.
+
+    ``part > 0``: a later shard of a sharded country, written as a part file beside the export
+    (a database registry's rows go to an Arrow file in ``spool`` for the parent to append);
+    the parent writes the manifest of all parts (``manifest=False`` here)."""
     spec = export.spec
     table = render(export, catalog)
     folder = lake.landing_dir(spec.code)
     folder.mkdir(parents=True, exist_ok=True)
     malformed = export.malformed
-    if spec.source.location == "database":
+    if spec.source.location == "database" and part:
+        table = _garble_values(table, spec, malformed, rng)
+        spool.mkdir(parents=True, exist_ok=True)
+        path = spool / f"{spec.code}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+    elif spec.source.location == "database":
         table = _garble_values(table, spec, malformed, rng)
         _write_database(table, spec, lake)
         path = lake.landing / "registry_db.sqlite"
     elif spec.source.format == "csv":
-        path = folder / spec.file_name
+        path = folder / part_file_name(spec.file_name, part)
         _write_csv(table, spec, malformed, rng, path)
     elif spec.source.format == "parquet":
         table = _garble_values(table, spec, malformed, rng)
-        path = folder / spec.file_name
+        path = folder / part_file_name(spec.file_name, part)
         pq.write_table(table, path, compression="zstd")
     else:
-        path = folder / spec.file_name
+        path = folder / part_file_name(spec.file_name, part)
         _write_jsonl(table, malformed, rng, path)
+    if not manifest:
+        return {"registry": spec.code, "file": path.name, "rows": len(table)}
     manifest = {
         "registry": spec.code,
         "file": path.name if spec.source.location != "database" else None,
@@ -200,14 +222,15 @@ def _write_jsonl(table: pa.Table, malformed: np.ndarray, rng, path: Path) -> Non
     os.replace(tmp, path)
 
 
-def _write_database(table: pa.Table, spec: RegistrySpec, lake: Lake) -> None:
+def _write_database(table: pa.Table, spec: RegistrySpec, lake: Lake, append: bool = False) -> None:
     db = lake.landing / "registry_db.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(db)
     try:
         cols = table.column_names
-        con.execute(f'DROP TABLE IF EXISTS "{spec.source.table}"')
-        con.execute(f'CREATE TABLE "{spec.source.table}" ({", ".join(chr(34) + c + chr(34) + " TEXT" for c in cols)})')
+        if not append:
+            con.execute(f'DROP TABLE IF EXISTS "{spec.source.table}"')
+            con.execute(f'CREATE TABLE "{spec.source.table}" ({", ".join(chr(34) + c + chr(34) + " TEXT" for c in cols)})')
         rows = zip(*(table.column(c).to_pylist() for c in cols))
         con.executemany(
             f'INSERT INTO "{spec.source.table}" VALUES ({", ".join("?" for _ in cols)})', rows
@@ -215,3 +238,12 @@ def _write_database(table: pa.Table, spec: RegistrySpec, lake: Lake) -> None:
         con.commit()
     finally:
         con.close()
+
+
+def append_database_part(path: Path, spec: RegistrySpec, lake: Lake) -> int:
+    """Append a later shard's rows of a database registry (written by ``write_export``)."""
+    with pa.memory_map(str(path), "r") as src:
+        table = pa.ipc.open_file(src).read_all()
+    for start in range(0, table.num_rows, CHUNK_ROWS):
+        _write_database(table.slice(start, CHUNK_ROWS), spec, lake, append=True)
+    return table.num_rows

@@ -1,0 +1,113 @@
+"""A country generated in shards of families, so memory stays bounded at any size.
+
+Each shard is a small country of its own: its families, their deceased relatives, holdings,
+payments and registry rows, drawn from the streams of ``(seed, shard)``. What is shared is built
+once: the settlements, the employers and the snapshot. The shard size is a constant (or the
+``FAMILY_PIPELINE_SYNTH_SHARD_PERSONS`` override, for tests), never derived from the machine, so
+a seed gives the same country anywhere. A country of up to ``SHARD_PERSONS`` persons is one
+shard and is exactly the country an unsharded generator makes.
+
+Identifiers stay unique across shards:
+
+- person ids are contiguous: shard ``k`` starts after the living and deceased of shards ``< k``
+  (their counts are known before anything is drawn);
+- family ids are contiguous too (the family layout of every shard is drawn up front, cheaply);
+- every other id and running number (records, properties, animals, plates, cadastral numbers,
+  IIN serials...) is interleaved: local number ``i`` of shard ``k`` of ``K`` becomes ``i*K + k``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SHARD_PERSONS = 500_000
+SHARD_ENV = "FAMILY_PIPELINE_SYNTH_SHARD_PERSONS"
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+    persons: int = 0  # living persons of the shard
+    deceased: int = 0
+    person_base: int = 0
+    family_base: int = 0
+
+    @property
+    def single(self) -> bool:
+        return self.count == 1
+
+    def serial(self, local) -> np.ndarray:
+        """Interleaved global number of local running numbers."""
+        return np.asarray(local, dtype=np.int64) * self.count + self.index
+
+
+def shard_persons(override: int | None = None) -> int:
+    if override:
+        return int(override)
+    env = os.environ.get(SHARD_ENV)
+    return int(env) if env else SHARD_PERSONS
+
+
+def deceased_count(persons: int) -> int:
+    return max(10, int(round(persons * 0.035)))
+
+
+def plan_shards(persons: int, seed: int, size: int) -> list[Shard]:
+    """Shard sizes (as equal as possible) and id bases, deterministic in (persons, seed, size)."""
+    from family_pipeline.synth.population import family_layout
+    from family_pipeline.synth.random import Streams
+
+    count = max(1, math.ceil(persons / max(1, size)))
+    q, r = divmod(persons, count)
+    sizes = [q + (1 if i < r else 0) for i in range(count)]
+    shards = []
+    pbase = fbase = 0
+    for i, p in enumerate(sizes):
+        dead = deceased_count(p)
+        shards.append(Shard(i, count, p, dead, pbase, fbase))
+        pbase += p + dead
+        if count > 1:
+            fbase += len(family_layout(Streams(seed, i).get("families"), p)[0])
+    return shards
+
+
+# entity table -> columns holding a person id (-1: nobody), family id, or the table's own id
+PERSON_REFS = {
+    "persons": ("person_id",), "families": ("head_id",), "marriages": ("husband_id", "wife_id"),
+    "births": ("child_id", "mother_id", "father_id"), "deaths": ("person_id",),
+    "real_estate": ("owner_id",), "land_plots": ("owner_id",), "vehicles": ("owner_id",),
+    "businesses": ("owner_id",), "animals": ("owner_id",), "loans": ("borrower_id",),
+    "payments": ("person_id",), "housing_queue": ("person_id",),
+}
+FAMILY_REFS = {"persons": ("family_id",), "families": ("family_id",)}
+OWN_IDS = {
+    "marriages": "marriage_id", "births": "birth_id", "deaths": "death_id", "real_estate": "property_id",
+    "land_plots": "plot_id", "vehicles": "vehicle_id", "businesses": "business_id", "animals": "animal_id",
+    "loans": "loan_id", "payments": "payment_id", "housing_queue": "entry_id",
+}
+
+
+def global_person(ids: np.ndarray, shard: Shard) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    return np.where(ids >= 0, ids + shard.person_base, ids)
+
+
+def globalize(name: str, df: pd.DataFrame, shard: Shard) -> pd.DataFrame:
+    """The shard's entity table with country-wide ids (the shard works with local ones)."""
+    if shard.single:
+        return df
+    df = df.copy(deep=False)
+    for col in PERSON_REFS.get(name, ()):
+        df[col] = global_person(df[col].to_numpy(), shard)
+    for col in FAMILY_REFS.get(name, ()):
+        v = df[col].to_numpy().astype(np.int64)
+        df[col] = np.where(v >= 0, v + shard.family_base, v)
+    if name in OWN_IDS:
+        df[OWN_IDS[name]] = shard.serial(df[OWN_IDS[name]].to_numpy())
+    return df
