@@ -4,6 +4,11 @@ A broken line does not fail the file: it is returned as a malformed row (row num
 for quarantine. A file that cannot be read at all — missing, empty, truncated, corrupt, wrongly
 encoded, without the expected columns, or a database that cannot be reached — raises
 ``RegistryFileError`` naming the registry, the file and the problem.
+
+A big export comes in parts: the manifest lists them (``"parts": [{"file", "rows"}, ...]``,
+the first being the export's own file name), each a whole file in the agency's format (its own
+header, BOM, encoding). They are read in order as one export; data row numbers run on across
+parts. A part that is missing or broken fails the registry naming that part.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
@@ -62,20 +68,65 @@ def read_export(spec: RegistrySpec, lake: Lake, database_url: str | None = None)
     manifest = read_manifest(spec, lake)
     if spec.source.location == "database":
         raw = _read_database(spec, database_url or default_database_url(lake))
+        _check_columns(spec, raw)
     else:
-        path = lake.landing_dir(spec.code) / spec.file_name
-        if not path.exists():
-            raise RegistryFileError(spec.code, path, "file not found in the landing zone")
-        size = path.stat().st_size
-        if size == 0 and spec.source.format != "jsonl":  # JSON lines with no rows is 0 bytes
-            raise RegistryFileError(spec.code, path, "file is empty (0 bytes): no header or footer")
-        reader = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[spec.source.format]
-        raw = reader(spec, path)
-        raw.bytes = size
-        raw.source = str(path)
-    _check_columns(spec, raw)
+        folder = lake.landing_dir(spec.code)
+        files = _part_files(spec, manifest, folder / "manifest.json")
+        raws = []
+        for name in files:
+            part = _read_file(spec, folder / name)
+            _check_columns(spec, part)
+            raws.append(part)
+        raw = raws[0] if len(raws) == 1 else _join_parts(spec, raws)
     raw.extracted_at = manifest.get("extracted_at")
     return raw
+
+
+def _part_files(spec: RegistrySpec, manifest: dict, where: Path) -> list[str]:
+    parts = manifest.get("parts")
+    if not parts:
+        return [spec.file_name]
+    try:
+        files = [str(p["file"]) for p in parts]
+    except (TypeError, KeyError) as exc:
+        raise RegistryFileError(spec.code, where, "manifest parts must be a list of {file, rows}") from exc
+    if any(Path(f).name != f for f in files):
+        raise RegistryFileError(spec.code, where, "a manifest part names a file outside the registry's folder")
+    return files
+
+
+def _read_file(spec: RegistrySpec, path: Path) -> RawExport:
+    if not path.exists():
+        raise RegistryFileError(spec.code, path, "file not found in the landing zone")
+    size = path.stat().st_size
+    if size == 0 and spec.source.format != "jsonl":  # JSON lines with no rows is 0 bytes
+        raise RegistryFileError(spec.code, path, "file is empty (0 bytes): no header or footer")
+    reader = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}[spec.source.format]
+    raw = reader(spec, path)
+    raw.bytes = size
+    raw.source = str(path)
+    return raw
+
+
+def _join_parts(spec: RegistrySpec, raws: list[RawExport]) -> RawExport:
+    """One export from its parts: the first part's columns (a part with other columns is an
+    error naming it); row numbers of later parts continue after the rows of earlier ones."""
+    names = raws[0].table.column_names
+    tables, malformed, offset = [], [], 0
+    for raw in raws:
+        table = raw.table
+        if table.column_names != names:
+            if set(table.column_names) != set(names):
+                extra = sorted(set(table.column_names) ^ set(names))
+                raise RegistryFileError(spec.code, raw.source, "columns differ from the export's first part: "
+                                        + ", ".join(extra))
+            table = table.select(names)
+        rows = pc.add(table.column("_row"), offset) if offset else table.column("_row")
+        tables.append(table.set_column(names.index("_row"), "_row", rows))
+        malformed.extend((n + offset if n > 0 else n, text) for n, text in raw.malformed)
+        offset += table.num_rows + len(raw.malformed)
+    joined = pa.concat_tables(tables)
+    return RawExport(joined, malformed, source=raws[0].source, bytes=sum(r.bytes for r in raws))
 
 
 def _check_columns(spec: RegistrySpec, raw: RawExport) -> None:

@@ -71,9 +71,12 @@ def plan_shards(persons: int, seed: int, size: int) -> list[Shard]:
     for i, p in enumerate(sizes):
         dead = deceased_count(p)
         shards.append(Shard(i, count, p, dead, pbase, fbase))
-        pbase += p + dead
         if count > 1:
-            fbase += len(family_layout(Streams(seed, i).get("families"), p)[0])
+            # the layout can fall a person short of ``p`` (the last family cannot always be
+            # trimmed to fit): the bases count the persons the shard really has
+            _, _, _, size = family_layout(Streams(seed, i).get("families"), p)
+            pbase += int(size.sum()) + dead
+            fbase += len(size)
     return shards
 
 
