@@ -3,31 +3,103 @@
 Pairs are pairs of mentions: a predicted pair is two mentions given the same person, a true pair
 two mentions of the same true person. Only mentions the pipeline saw (clean rows) and that name
 a real person count.
+
+Everything runs on integer codes: the mention keys (registry, record id, reference group) are
+dictionary-encoded by Arrow once over both tables and matched by one sort, and the pair counts
+are sorts and bincounts of int64 arrays — a national crosswalk costs seconds, not a string join.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["golden_to_truth", "linkage_accuracy", "resolution_section", "true_person_of"]
+__all__ = ["golden_to_truth", "linkage_accuracy", "resolution_section", "true_ids", "true_person_of"]
 
 KEYS = ["registry", "record_id", "group"]
+Frame = pd.DataFrame | pa.Table
 
 
-def golden_to_truth(xref: pd.DataFrame, truth_mentions: pd.DataFrame) -> pd.DataFrame:
-    """person_id → true_id by majority of mentions (ties: the smaller true id). Every stage after
-    resolution is measured through this one mapping."""
-    x = xref[KEYS + ["person_id"]].merge(truth_mentions.rename(columns={"person_id": "true_id"}), on=KEYS, how="inner")
-    x = x[x.true_id >= 0]
-    votes = x.groupby(["person_id", "true_id"], sort=False).size().rename("n").reset_index()
-    votes = votes.sort_values(["person_id", "n", "true_id"], ascending=[True, False, True], kind="mergesort")
-    return votes.drop_duplicates("person_id")[["person_id", "true_id"]]
+def _column(frame: Frame, name: str) -> pa.Array:
+    """One column as a single Arrow array of text (large strings, so both sides share a type)."""
+    col = frame.column(name) if isinstance(frame, pa.Table) else pa.array(frame[name], from_pandas=True)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col.cast(pa.large_string())
+
+
+def _shared_codes(left: pa.Array, right: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of both arrays' values in one dictionary (-1 missing); and the dictionary's size."""
+    encoded = pc.dictionary_encode(pa.chunked_array([left, right]).combine_chunks())
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes[: len(left)], codes[len(left):], len(encoded.dictionary)
+
+
+def _ints(frame: Frame, name: str) -> np.ndarray:
+    col = frame.column(name) if isinstance(frame, pa.Table) else frame[name]
+    if isinstance(col, (pa.ChunkedArray, pa.Array)):
+        return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return np.asarray(col, np.int64)
+
+
+def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
+    """The true person id of each crosswalk row (matched on registry, record id and group), -1
+    where the truth does not know the mention or it names no real person."""
+    n = len(xref) if isinstance(xref, pd.DataFrame) else xref.num_rows
+    if n == 0 or (len(truth) if isinstance(truth, pd.DataFrame) else truth.num_rows) == 0:
+        return np.full(n, -1, np.int64)
+    left_key = right_key = None
+    for name in KEYS:  # one packed int64 key per row: each part's code over both tables
+        a, b, size = _shared_codes(_column(xref, name), _column(truth, name))
+        if left_key is None:
+            left_key, right_key = a, b
+        else:
+            left_key, right_key = left_key * (size + 1) + (a + 1), right_key * (size + 1) + (b + 1)
+    order = np.argsort(right_key, kind="stable")
+    sorted_key = right_key[order]
+    del right_key
+    pos = np.minimum(np.searchsorted(sorted_key, left_key), len(sorted_key) - 1)
+    hit = sorted_key[pos] == left_key
+    truth_person = _ints(truth, "person_id")
+    out = np.where(hit, truth_person[order[pos]], -1)
+    return np.where(out >= 0, out, -1)
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of int64 values in value order; and the distinct values."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return inverse.astype(np.int64).reshape(-1), uniq
+
+
+def _pair_count(sizes: np.ndarray) -> int:
+    sizes = sizes.astype(np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def golden_to_truth(xref: Frame, truth_mentions: Frame) -> pd.DataFrame:
+    """person_id → true_id by majority of mentions (ties: the smaller true id), ordered by
+    person_id. Every stage after resolution is measured through this one mapping."""
+    true = true_ids(xref, truth_mentions)
+    keep = true >= 0
+    pred, true = _ints(xref, "person_id")[keep], true[keep]
+    if not len(pred):
+        return pd.DataFrame({"person_id": np.empty(0, np.int64), "true_id": np.empty(0, np.int64)})
+    p, pred_values = _dense(pred)
+    t, true_values = _dense(true)
+    n_true = len(true_values)
+    pair, counts = np.unique(p * n_true + t, return_counts=True)
+    owner, truth_code = pair // n_true, pair % n_true
+    # per person: most mentions first, then the smaller true id (codes order like the ids)
+    order = np.lexsort((truth_code, -counts, owner))
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+    return pd.DataFrame({"person_id": pred_values[owner[first]], "true_id": true_values[truth_code[first]]})
 
 
 def true_person_of(lake: Lake, registries: list[str] | None = None,
@@ -35,80 +107,92 @@ def true_person_of(lake: Lake, registries: list[str] | None = None,
     """pipeline person_id → true person id (``golden_to_truth`` over the lake's crosswalk), read
     only for ``registries`` and ``person_ids`` when given."""
     filters = [("registry", "in", list(registries))] if registries else None
-    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"], filters=filters).to_pandas()
+    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"], filters=filters)
     if person_ids is not None:
-        xref = xref[xref.person_id.isin(pd.unique(person_ids))]
-    truth = pq.read_table(lake.truth("mentions"), filters=filters).to_pandas()
+        wanted = np.isin(_ints(xref, "person_id"), pd.unique(np.asarray(person_ids)))
+        xref = xref.filter(pa.array(wanted))
+    truth = pq.read_table(lake.truth("mentions"), filters=filters)
     return golden_to_truth(xref, truth).set_index("person_id").true_id
 
 
-def _pairs(*codes: np.ndarray) -> int:
-    """Number of mention pairs sharing all the given codes."""
-    frame = pd.DataFrame({str(k): c for k, c in enumerate(codes)})
-    sizes = frame.groupby(list(frame.columns), sort=False).size().to_numpy(np.int64)
-    return int((sizes * (sizes - 1) // 2).sum())
-
-
-def linkage_accuracy(xref: pd.DataFrame, truth: pd.DataFrame, candidates: pd.DataFrame | None = None) -> dict:
+def linkage_accuracy(xref: Frame, truth: Frame, candidates: Frame | None = None) -> dict:
     """``xref``: registry, record_id, group, person_id[, signature]; ``truth``: registry, record_id,
     group, person_id; ``candidates``: signature_a, signature_b (the blocked pairs)."""
-    x = xref.merge(truth.rename(columns={"person_id": "true_id"}), on=KEYS, how="inner")
-    x = x[x.true_id >= 0]
-    pred, true = x.person_id.to_numpy(), x.true_id.to_numpy()
-    both, pp, tp = _pairs(pred, true), _pairs(pred), _pairs(true)
+    true = true_ids(xref, truth)
+    keep = np.flatnonzero(true >= 0)
+    pred_id = _ints(xref, "person_id")[keep]
+    true = true[keep]
+    p, pred_values = _dense(pred_id)
+    t, true_values = _dense(true)
+    n_pred, n_true = len(pred_values), len(true_values)
+    pred_size = np.bincount(p, minlength=n_pred)
+    true_size = np.bincount(t, minlength=n_true)
+    pair, pair_size = np.unique(p * n_true + t, return_counts=True)  # distinct (predicted, true) persons
+    pair_pred, pair_true = pair // n_true, pair % n_true
+    both, pp, tp = _pair_count(pair_size), _pair_count(pred_size), _pair_count(true_size)
     precision = both / pp if pp else 1.0
     recall = both / tp if tp else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     # clusters: a true person is recovered exactly when its mentions are exactly one predicted cluster
-    per_true = x.groupby("true_id").person_id.agg(["nunique", "first", "size"])
-    per_pred = x.groupby("person_id").true_id.agg(["nunique", "size"])
-    exact = (per_true["nunique"] == 1) & (per_pred["size"].reindex(per_true["first"]).to_numpy() == per_true["size"].to_numpy())
+    preds_per_true = np.bincount(pair_true, minlength=n_true)
+    trues_per_pred = np.bincount(pair_pred, minlength=n_pred)
+    alone = preds_per_true[pair_true] == 1  # the pair is all of its true person's mentions
+    exact = int((alone & (pred_size[pair_pred] == pair_size)).sum())
     out = {
-        "mentions": int(len(x)),
-        "true_persons": int(len(per_true)),
-        "predicted_persons": int(len(per_pred)),
+        "mentions": int(len(keep)),
+        "true_persons": int(n_true),
+        "predicted_persons": int(n_pred),
         "pairwise": {"precision": round(precision, 5), "recall": round(recall, 5), "f1": round(f1, 5),
                      "true_pairs": tp, "predicted_pairs": pp},
         "clusters": {
-            "persons_recovered_exactly": round(float(exact.mean()), 5),
-            "predicted_pure": round(float((per_pred["nunique"] == 1).mean()), 5),
-            "true_persons_split": int((per_true["nunique"] > 1).sum()),
-            "predicted_merging_persons": int((per_pred["nunique"] > 1).sum()),
+            "persons_recovered_exactly": round(exact / n_true, 5) if n_true else float("nan"),
+            "predicted_pure": round(float((trues_per_pred == 1).mean()), 5) if n_pred else float("nan"),
+            "true_persons_split": int((preds_per_true > 1).sum()),
+            "predicted_merging_persons": int((trues_per_pred > 1).sum()),
         },
     }
-    if candidates is not None and "signature" in x.columns:
-        # blocking pair-completeness over distinct signatures of the same true person
-        votes = x.groupby(["signature", "true_id"]).size().rename("n").reset_index()
-        sig = votes.sort_values(["signature", "n", "true_id"], ascending=[True, False, True]).drop_duplicates("signature")
-        sig = sig[["signature", "true_id"]]
-        sig = sig.sort_values(["true_id", "signature"])
-        m = sig.merge(sig, on="true_id", suffixes=("_a", "_b"))
-        m = m[m.signature_a < m.signature_b]
-        found = m.merge(candidates[["signature_a", "signature_b"]], on=["signature_a", "signature_b"], how="inner")
-        # reachable: joined through candidate pairs between signatures of the same true person
-        # (a record with only an IIN and one with only a name can meet only through a third)
-        true_of = pd.Series(sig.true_id.to_numpy(), index=sig.signature.to_numpy())
-        a, b = candidates.signature_a.to_numpy(), candidates.signature_b.to_numpy()
-        ta, tb = true_of.reindex(a).to_numpy(), true_of.reindex(b).to_numpy()
-        inner = (ta == tb) & ~np.isnan(ta.astype(float))
-        n = int(max(sig.signature.max(), a.max() if len(a) else 0, b.max() if len(b) else 0)) + 1
-        _, comp = connected_components(coo_matrix((np.ones(int(inner.sum())), (a[inner], b[inner])), shape=(n, n)),
-                                       directed=False)
-        sizes = pd.Series(comp[sig.signature.to_numpy()]).value_counts().to_numpy(np.int64)
-        reachable = int((sizes * (sizes - 1) // 2).sum())
-        out["blocking"] = {"true_signature_pairs": int(len(m)), "in_candidates": int(len(found)),
-                           "pair_completeness": round(len(found) / len(m), 5) if len(m) else 1.0,
-                           "reachable_pairs": reachable,
-                           "reachable_completeness": round(reachable / len(m), 5) if len(m) else 1.0}
+    columns = xref.column_names if isinstance(xref, pa.Table) else list(xref.columns)
+    if candidates is not None and "signature" in columns:
+        out["blocking"] = _blocking_completeness(_ints(xref, "signature")[keep], t,
+                                                 _ints(candidates, "signature_a"), _ints(candidates, "signature_b"))
     return out
+
+
+def _blocking_completeness(signature: np.ndarray, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
+    """Pair completeness over distinct signatures of the same true person (``t``: true person code
+    per mention, ordered like the true ids)."""
+    # each signature stands for the true person most of its mentions name (ties: the smaller id)
+    s, sig_values = _dense(signature)
+    n_true = int(t.max()) + 1 if len(t) else 1
+    pair, counts = np.unique(s * n_true + t, return_counts=True)
+    owner, truth_code = pair // n_true, pair % n_true
+    order = np.lexsort((truth_code, -counts, owner))
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]] if len(order) else order
+    sig_true = truth_code[first]  # per signature code, in signature order
+    true_pairs = _pair_count(np.bincount(sig_true))
+    # candidate pairs whose two signatures stand for the same true person
+    n = int(max(sig_values.max() if len(sig_values) else 0, a.max() if len(a) else 0, b.max() if len(b) else 0)) + 1
+    true_of = np.full(n, -1, np.int64)
+    true_of[sig_values] = sig_true
+    ta, tb = true_of[a], true_of[b]
+    inner = (ta == tb) & (ta >= 0)
+    found = int(inner.sum())
+    # reachable: joined through candidate pairs between signatures of the same true person
+    # (a record with only an IIN and one with only a name can meet only through a third)
+    _, comp = connected_components(coo_matrix((np.ones(found), (a[inner], b[inner])), shape=(n, n)), directed=False)
+    reachable = _pair_count(np.bincount(comp[sig_values]))
+    return {"true_signature_pairs": true_pairs, "in_candidates": found,
+            "pair_completeness": round(found / true_pairs, 5) if true_pairs else 1.0,
+            "reachable_pairs": reachable,
+            "reachable_completeness": round(reachable / true_pairs, 5) if true_pairs else 1.0}
 
 
 def resolution_section(lake: Lake) -> dict:
     xref_path = lake.table("resolution", "person_xref")
     if not xref_path.exists():
         return {"status": "not materialized"}
-    xref = pq.read_table(xref_path).to_pandas()
-    truth = pq.read_table(lake.truth("mentions")).to_pandas()
+    xref = pq.read_table(xref_path, columns=KEYS + ["person_id", "signature"])
+    truth = pq.read_table(lake.truth("mentions"))
     cand_path = lake.table("resolution", "person_candidate_pairs")
-    candidates = pq.read_table(cand_path, columns=["signature_a", "signature_b"]).to_pandas() if cand_path.exists() else None
+    candidates = pq.read_table(cand_path, columns=["signature_a", "signature_b"]) if cand_path.exists() else None
     return {"status": "ok", "persons": linkage_accuracy(xref, truth, candidates)}
