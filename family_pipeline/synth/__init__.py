@@ -89,7 +89,7 @@ def generate_country(out: Path | str, persons: int = 100_000, seed: int = 42, *,
     cat = catalog or repo_catalog()
     lake = Lake(Path(out).resolve())
     show = sys.stderr.isatty() if progress is None else progress
-    shards = plan_shards(persons, seed, shard_persons(shard_size))
+    shards = plan_shards(persons, seed, shard_persons(shard_size), snapshot)
     specs = [s for s in cat.registries if registries is None or s.code in registries]
     lake.landing.mkdir(parents=True, exist_ok=True)
     db = lake.landing / "registry_db.sqlite"

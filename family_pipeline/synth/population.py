@@ -164,56 +164,14 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     welfare_z = rng.normal(0, 1, n_fam) + np.log(median / 130_000) - 0.25 * (~is_city)
 
     # ---------------------------------------------------------------- persons
-    n = int(size.sum())
-    fam_of = np.repeat(np.arange(n_fam), size)
-    start = np.repeat(np.cumsum(size) - size, size)
-    pos = np.arange(n) - start
-    ft = ftype[fam_of]
-    couple = (ft == 1) | (ft == 2)
-    role = np.where(pos == 0, np.where(ft == 0, "single", "head"),
-                    np.where(couple & (pos == 1), "spouse", "child"))
-    is_child = role == "child"
-
-    prng = streams.get("persons")
-    sex = np.where(prng.random(n) < 0.5, "M", "F")
-    sex[(role == "head") & couple] = "M"
-    sex[role == "spouse"] = "F"
-    sp_head = (role == "head") & (ft == 3)
-    sex[sp_head] = np.where(prng.random(sp_head.sum()) < 0.86, "F", "M")
-
-    # ages: the mother's (or lone parent's) age bounds the children's
-    fam_parent_age = np.where(
-        ftype == 2, prng.uniform(23, 52, n_fam),
-        np.where(ftype == 3, prng.uniform(22, 56, n_fam), 0.0),
-    )
-    young = prng.random(n_fam) < 0.5
-    fam_parent_age = np.where(ftype == 1, np.where(young, prng.uniform(20, 35, n_fam), prng.uniform(50, 86, n_fam)), fam_parent_age)
-    single_age = prng.choice(3, size=n_fam, p=[0.42, 0.30, 0.28])
-    single_age = np.select([single_age == 0, single_age == 1], [prng.uniform(18, 35, n_fam), prng.uniform(35, 60, n_fam)], prng.uniform(60, 93, n_fam))
-    fam_parent_age = np.where(ftype == 0, single_age, fam_parent_age)
-
-    age_f = np.zeros(n)
-    adult = ~is_child
-    base = fam_parent_age[fam_of]
-    husband_gap = np.clip(prng.normal(3, 3, n), -4, 12)
-    age_f = np.where(role == "spouse", base, age_f)
-    age_f = np.where((role == "head") & couple, np.maximum(base + husband_gap, 19), age_f)
-    age_f = np.where((role == "head") & ~couple, base, age_f)
-    age_f = np.where(role == "single", base, age_f)
-    max_child = np.clip(base - 19, 0.5, 23.99)
-    age_f = np.where(is_child, prng.uniform(0, 1, n) * max_child, age_f)
-    birth_days = (snap - age_f * 365.25 - prng.uniform(0, 1, n)).astype(np.int64)
-    birth_days = np.minimum(birth_days, snap - 1)
+    n, fam_of, start, pos, ft, couple, role, is_child, sex, birth_days = _lay_out_persons(
+        ftype, size, streams.get("persons"), snap, spread_young_husbands=not shard.single)
     age = age_on(birth_days, snap)
-    del adult
 
     # --------------------------------------------------------------- the deceased
     n_dead = deceased_count(n_persons)
     drng = streams.get("deceased")
-    death_days = (snap - drng.uniform(1, 3650, n_dead)).astype(np.int64)
-    age_at_death = np.clip(drng.normal(70, 12, n_dead), 30, 99)
-    d_birth = (death_days - age_at_death * 365.25).astype(np.int64)
-    d_sex = np.where(drng.random(n_dead) < 0.55, "M", "F")
+    death_days, d_birth, d_sex = _deceased(drng, n_dead, snap)
     d_reg_idx = drng.choice(len(regions), size=n_dead, p=[r.population_share for r in regions])
     d_region = np.array([r.iso for r in regions])[d_reg_idx]
     d_settlement = city_of.reindex(d_region).to_numpy().astype(np.int64)
@@ -394,6 +352,81 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     return Population(persons, families, settlements, mar, births, deaths, welfare_z)
 
 
+def _lay_out_persons(ftype: np.ndarray, size: np.ndarray, prng: np.random.Generator, snap: int,
+                     spread_young_husbands: bool = False) -> tuple[np.ndarray, ...]:
+    """Members of each family with their role, sex and birth day (the ``persons`` stream's
+    first draws; the shard plan replays them to allot IIN serials)."""
+    n = int(size.sum())
+    n_fam = len(ftype)
+    fam_of = np.repeat(np.arange(n_fam), size)
+    start = np.repeat(np.cumsum(size) - size, size)
+    pos = np.arange(n) - start
+    ft = ftype[fam_of]
+    couple = (ft == 1) | (ft == 2)
+    role = np.where(pos == 0, np.where(ft == 0, "single", "head"),
+                    np.where(couple & (pos == 1), "spouse", "child"))
+    is_child = role == "child"
+
+    sex = np.where(prng.random(n) < 0.5, "M", "F")
+    sex[(role == "head") & couple] = "M"
+    sex[role == "spouse"] = "F"
+    sp_head = (role == "head") & (ft == 3)
+    sex[sp_head] = np.where(prng.random(sp_head.sum()) < 0.86, "F", "M")
+
+    # ages: the mother's (or lone parent's) age bounds the children's
+    fam_parent_age = np.where(
+        ftype == 2, prng.uniform(23, 52, n_fam),
+        np.where(ftype == 3, prng.uniform(22, 56, n_fam), 0.0),
+    )
+    young = prng.random(n_fam) < 0.5
+    fam_parent_age = np.where(ftype == 1, np.where(young, prng.uniform(20, 35, n_fam), prng.uniform(50, 86, n_fam)), fam_parent_age)
+    single_age = prng.choice(3, size=n_fam, p=[0.42, 0.30, 0.28])
+    single_age = np.select([single_age == 0, single_age == 1], [prng.uniform(18, 35, n_fam), prng.uniform(35, 60, n_fam)], prng.uniform(60, 93, n_fam))
+    fam_parent_age = np.where(ftype == 0, single_age, fam_parent_age)
+
+    age_f = np.zeros(n)
+    adult = ~is_child
+    base = fam_parent_age[fam_of]
+    husband_gap = np.clip(prng.normal(3, 3, n), -4, 12)
+    age_f = np.where(role == "spouse", base, age_f)
+    husband = base + husband_gap
+    if spread_young_husbands:
+        # a husband the gap would make younger than 19 is 19 and some years (mirrored), not
+        # 19 to the day: at national scale thousands of men would share one birth date and
+        # exhaust its IIN serials
+        husband = np.where(husband < 19, 38 - husband, husband)
+    age_f = np.where((role == "head") & couple, np.maximum(husband, 19), age_f)
+    age_f = np.where((role == "head") & ~couple, base, age_f)
+    age_f = np.where(role == "single", base, age_f)
+    max_child = np.clip(base - 19, 0.5, 23.99)
+    age_f = np.where(is_child, prng.uniform(0, 1, n) * max_child, age_f)
+    birth_days = (snap - age_f * 365.25 - prng.uniform(0, 1, n)).astype(np.int64)
+    birth_days = np.minimum(birth_days, snap - 1)
+    del adult
+    return n, fam_of, start, pos, ft, couple, role, is_child, sex, birth_days
+
+
+def _deceased(drng: np.random.Generator, n_dead: int, snap: int) -> tuple[np.ndarray, ...]:
+    """Death day, birth day and sex of the recently deceased (the ``deceased`` stream's first draws)."""
+    death_days = (snap - drng.uniform(1, 3650, n_dead)).astype(np.int64)
+    age_at_death = np.clip(drng.normal(70, 12, n_dead), 30, 99)
+    d_birth = (death_days - age_at_death * 365.25).astype(np.int64)
+    d_sex = np.where(drng.random(n_dead) < 0.55, "M", "F")
+    return death_days, d_birth, d_sex
+
+
+def iin_group_counts(seed: int, shard: Shard, snapshot: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """IIN groups (birth day * 2 + female) of a shard's persons and how many each holds,
+    replayed from the shard's streams without building the shard."""
+    streams = Streams(seed, shard.index)
+    snap = _days(snapshot)
+    ftype, _, _, size = family_layout(streams.get("families"), shard.persons)
+    *_, sex, birth_days = _lay_out_persons(ftype, size, streams.get("persons"), snap, not shard.single)
+    _, d_birth, d_sex = _deceased(streams.get("deceased"), deceased_count(shard.persons), snap)
+    key = np.concatenate([birth_days, d_birth]) * 2 + (np.concatenate([sex, d_sex]) == "F")
+    return np.unique(key, return_counts=True)
+
+
 def _oldest_child_birth(is_child: np.ndarray, fam_of: np.ndarray, birth_days: np.ndarray, n_fam: int) -> np.ndarray:
     out = np.full(n_fam, np.iinfo(np.int64).max)
     np.minimum.at(out, fam_of[is_child], birth_days[is_child])
@@ -402,9 +435,9 @@ def _oldest_child_birth(is_child: np.ndarray, fam_of: np.ndarray, birth_days: np
 
 def _issue_iins(birth_days: np.ndarray, sex: np.ndarray, streams: Streams, shard: Shard) -> np.ndarray:
     """Unique IINs: serials run within each (birth date, sex) group, spaced so that the
-    never-issued skip (serial + 1) cannot collide with the next person's serial. Shards
-    interleave their serials (the ``i``-th of a group in shard ``k`` of ``K`` takes slot
-    ``i*K + k``), so IINs stay unique across the country."""
+    never-issued skip (serial + 1) cannot collide with the next person's serial. A shard's
+    groups continue where the shards before it left off (``shard.iin_base``, counted by the
+    shard plan), so IINs stay unique across the country."""
     rng = streams.get("iin")
     key = birth_days * 2 + (sex == "F")
     order = np.argsort(key, kind="stable")
@@ -414,8 +447,13 @@ def _issue_iins(birth_days: np.ndarray, sex: np.ndarray, streams: Streams, shard
     within = np.arange(len(sk)) - grp_start
     offset = rng.integers(0, 40, len(sk))
     serial = np.empty(len(sk), dtype=np.int64)
-    serial[order] = 100 + shard.serial(within) * 4 + offset % 2
-    if len(serial) and serial.max() > 9998:  # pragma: no cover - would need ~2,400 births a day per sex
+    if shard.iin_keys is not None and len(sk):
+        at = np.searchsorted(shard.iin_keys, sk)
+        if not (shard.iin_keys[np.minimum(at, len(shard.iin_keys) - 1)] == sk).all():  # pragma: no cover
+            raise RuntimeError("the shard plan's IIN groups do not match the shard's persons")
+        within = within + shard.iin_base[at]
+    serial[order] = 100 + within * 4 + offset % 2
+    if len(serial) and serial.max() > 9998:  # pragma: no cover - ~2,400 births of a sex on one day
         raise RuntimeError("IIN serials exhausted for a birth date in the synthetic population")
     iins = make_iins(_to_date(birth_days), sex, serial)
     if len(np.unique(iins)) != len(iins):  # pragma: no cover - guarded by the spacing above

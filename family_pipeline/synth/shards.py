@@ -12,15 +12,18 @@ Identifiers stay unique across shards:
 - person ids are contiguous: shard ``k`` starts after the living and deceased of shards ``< k``
   (their counts are known before anything is drawn);
 - family ids are contiguous too (the family layout of every shard is drawn up front, cheaply);
-- every other id and running number (records, properties, animals, plates, cadastral numbers,
-  IIN serials...) is interleaved: local number ``i`` of shard ``k`` of ``K`` becomes ``i*K + k``.
+- IIN serials of a birth day and sex continue where the earlier shards left off (the plan
+  replays each shard's first draws to count them);
+- every other id and running number (records, properties, animals, plates, cadastral numbers...)
+  is interleaved: local number ``i`` of shard ``k`` of ``K`` becomes ``i*K + k``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -37,6 +40,9 @@ class Shard:
     deceased: int = 0
     person_base: int = 0
     family_base: int = 0
+    #: IIN groups of the shard's persons (sorted) and how many persons of each earlier shards hold
+    iin_keys: np.ndarray | None = field(default=None, compare=False, repr=False)
+    iin_base: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def single(self) -> bool:
@@ -58,9 +64,10 @@ def deceased_count(persons: int) -> int:
     return max(10, int(round(persons * 0.035)))
 
 
-def plan_shards(persons: int, seed: int, size: int) -> list[Shard]:
-    """Shard sizes (as equal as possible) and id bases, deterministic in (persons, seed, size)."""
-    from family_pipeline.synth.population import family_layout
+def plan_shards(persons: int, seed: int, size: int, snapshot: dt.date | None = None) -> list[Shard]:
+    """Shard sizes (as equal as possible) and id bases, deterministic in (persons, seed, size);
+    with the ``snapshot``, also where each shard's IIN serials start (per birth day and sex)."""
+    from family_pipeline.synth.population import family_layout, iin_group_counts
     from family_pipeline.synth.random import Streams
 
     count = max(1, math.ceil(persons / max(1, size)))
@@ -77,6 +84,13 @@ def plan_shards(persons: int, seed: int, size: int) -> list[Shard]:
             _, _, _, size = family_layout(Streams(seed, i).get("families"), p)
             pbase += int(size.sum()) + dead
             fbase += len(size)
+    if count > 1 and snapshot is not None:
+        used = pd.Series(dtype=np.int64)
+        for i, sh in enumerate(shards):
+            keys, counts = iin_group_counts(seed, sh, snapshot)
+            base = used.reindex(keys, fill_value=0).to_numpy().astype(np.int64)
+            shards[i] = replace(sh, iin_keys=keys, iin_base=base)
+            used = used.add(pd.Series(counts, index=keys), fill_value=0).astype(np.int64)
     return shards
 
 
