@@ -77,7 +77,7 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
         store = lake.lake()
         checks_started = time.perf_counter()
         outcomes = registry_checks(
-            spec, store.read("registries", spec.code).to_pandas(), store.read("quarantine", spec.code).to_pandas(),
+            spec, store.read("registries", spec.code), store.read("quarantine", spec.code).to_pandas(),
             result.rows_read, _previous_rows_read(context, registry_key(spec.code)), result.extracted_at,
             reference_date(read_snapshot(store.landing / "snapshot.json")))
         write_flags(store, spec.code, "registry", outcomes)

@@ -13,6 +13,7 @@ import json
 import os
 
 import pandas as pd
+import pyarrow as pa
 
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.quality.checks import CHECKS, CheckOutcome
@@ -41,6 +42,15 @@ def _context():
     return ctx
 
 
+@functools.cache
+def _batch_definition():
+    """The one whole-dataframe batch definition every registry's frame is validated through:
+    the frame is a batch parameter, so ninety registries need no ninety data sources (each added
+    data source re-serialises the context's whole configuration)."""
+    source = _context().data_sources.add_pandas("registries")
+    return source.add_dataframe_asset("registry").add_batch_definition_whole_dataframe("whole")
+
+
 def _named_without_iin(spec: RegistrySpec, frame: pd.DataFrame) -> dict[str, pd.Series]:
     """Per person group with an IIN column: True where the person is named but has no IIN."""
     out = {}
@@ -53,6 +63,41 @@ def _named_without_iin(spec: RegistrySpec, frame: pd.DataFrame) -> dict[str, pd.
         named = frame[names].notna().any(axis=1) if names else pd.Series(True, index=frame.index)
         out[f"_{group}_iin_present"] = ~(named & frame[roles["iin"]].isna())
     return out
+
+
+def _expectation_columns(spec: RegistrySpec) -> list[str]:
+    """The clean columns the suite reads, directly or through a derived column."""
+    wanted = [spec.record_id]
+    for c in spec.columns:
+        if c.required or (c.type == "category" and c.values) or c.type == "sex" \
+                or (c.type in ("int", "decimal") and (c.min is not None or c.max is not None)):
+            wanted.append(c.name)
+        if c.type in ("iin", "bin"):
+            wanted += [c.name, f"{c.name}_valid"]
+    for group in spec.person_groups:
+        roles = spec.role_columns(group)
+        if "iin" in roles:
+            wanted += [roles[p] for p in ("iin", "last_name", "first_name", "full_name") if p in roles]
+    return list(dict.fromkeys(wanted))
+
+
+def _suite_frame(spec: RegistrySpec, clean: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    """What the suite validates: the record id, the columns its expectations name and the
+    derived flags (named without an IIN, check digit) — nothing else, so GX fingerprints and
+    scans no column it does not check."""
+    wanted = _expectation_columns(spec)
+    if isinstance(clean, pa.Table):
+        frame = clean.select([c for c in wanted if c in clean.column_names]).to_pandas()
+    else:
+        frame = clean[[c for c in wanted if c in clean.columns]]
+    derived = dict(_named_without_iin(spec, frame))
+    for c in spec.columns:
+        if c.type in ("iin", "bin"):  # a missing identifier is completeness's business, not this one's
+            derived[f"_{c.name}_check_digit"] = frame[c.name].isna() | frame[f"{c.name}_valid"].fillna(False).astype(bool)
+    keep = [spec.record_id] + [c.name for c in spec.columns if c.name != spec.record_id and c.name in frame.columns and (
+        c.required or (c.type == "category" and c.values) or c.type == "sex"
+        or (c.type in ("int", "decimal") and (c.min is not None or c.max is not None)))]
+    return pd.concat([frame[keep], pd.DataFrame(derived, index=frame.index)], axis=1)
 
 
 def build_suite(spec: RegistrySpec, frame_columns: list[str]):
@@ -88,29 +133,24 @@ def _too_many(bad: int, rows: int) -> bool:
     return bool(rows) and bad >= ERROR_MIN_ROWS and bad / rows > ERROR_SHARE
 
 
-def _gx_outcomes(spec: RegistrySpec, clean: pd.DataFrame) -> list[CheckOutcome]:
-    frame = clean.drop(columns=["_row"], errors="ignore").copy()
-    for name, col in _named_without_iin(spec, frame).items():
-        frame[name] = col
-    for c in spec.columns:
-        if c.type in ("iin", "bin"):  # a missing identifier is completeness's business, not this one's
-            frame[f"_{c.name}_check_digit"] = frame[c.name].isna() | frame[f"{c.name}_valid"].fillna(False).astype(bool)
-    ctx = _context()
-    name = f"registry_{spec.code}"
-    try:
-        source = ctx.data_sources.get(name)
-    except (KeyError, ValueError):
-        source = ctx.data_sources.add_pandas(name)
-    try:
-        batch_def = source.get_asset("table").get_batch_definition("all")
-    except (KeyError, LookupError, ValueError):
-        batch_def = source.add_dataframe_asset("table").add_batch_definition_whole_dataframe("all")
+def _validate(spec: RegistrySpec, frame: pd.DataFrame, suite, batch_definition):
+    """The suite's results on ``frame``: one batch, fetched once (``Batch.validate`` would fetch
+    and fingerprint it a second time)."""
+    from great_expectations.validator.v1_validator import Validator
+
+    validator = Validator(batch_definition, batch_parameters={"dataframe": frame},
+                          result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [spec.record_id]})
+    return validator.validate_expectation_suite(suite).results
+
+
+def _gx_outcomes(spec: RegistrySpec, clean: pd.DataFrame | pa.Table) -> list[CheckOutcome]:
+    frame = _suite_frame(spec, clean)
+    batch_definition = _batch_definition()  # the GX context a suite needs exists from here
     suite = build_suite(spec, list(frame.columns))
-    result = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(
-        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [spec.record_id]})
+    results = _validate(spec, frame, suite, batch_definition)
     outcomes = {k: CheckOutcome(k, True, "WARN", CHECKS[k]) for k in ("completeness", "identifiers", "value_sets", "ranges", "unique_keys")}
     n = len(frame)
-    for r in result.results:
+    for r in results:
         meta = r.expectation_config.meta or {}
         out = outcomes[meta["check"]]
         column = r.expectation_config.kwargs.get("column")
@@ -173,7 +213,7 @@ def _freshness(spec: RegistrySpec, extracted_at: str | None, as_of: dt.date) -> 
     return out
 
 
-def registry_checks(spec: RegistrySpec, clean: pd.DataFrame, quarantine: pd.DataFrame, rows_read: int,
+def registry_checks(spec: RegistrySpec, clean: pd.DataFrame | pa.Table, quarantine: pd.DataFrame, rows_read: int,
                     previous_rows_read: int | None, extracted_at: str | None, as_of: dt.date) -> list[CheckOutcome]:
     """Every single-registry check of one materialization, in the order of ``CHECKS``."""
     return [*_gx_outcomes(spec, clean), _quarantine(spec, quarantine, rows_read),
