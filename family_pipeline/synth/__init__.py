@@ -115,7 +115,6 @@ def generate_country(out: Path | str, persons: int = 100_000, seed: int = 42, *,
         if job.work.exists():
             shutil.rmtree(job.work)
         results = _run_shards(job, shards, specs, lake, workers, show)
-        _merge_truth(job.work, shards, lake)
         write_parquet(lake.truth("settlements"), pa.Table.from_pandas(settlements, preserve_index=False))
         write_parquet(lake.truth("employers"), pa.Table.from_pandas(employers[0], preserve_index=False))
         for spec in specs:
@@ -155,6 +154,7 @@ def _run_shards(job: _Job, shards: list[Shard], specs, lake: Lake, workers: int 
     n = max(1, min(workers or 2, len(shards), os.cpu_count() or 1))
     db_specs = [s for s in specs if s.source.location == "database"]
     results: list[dict] = []
+    truth = _TruthAppender(job.work, lake)
 
     def take(shard: Shard, result: dict) -> None:
         for spec in db_specs:
@@ -162,6 +162,7 @@ def _run_shards(job: _Job, shards: list[Shard], specs, lake: Lake, workers: int 
             if part.exists():
                 append_database_part(part, spec, lake)
                 part.unlink()
+        truth.add(shard)
         results.append(result)
 
     bar = _progress(range(len(shards)), show, "shards")
@@ -182,6 +183,7 @@ def _run_shards(job: _Job, shards: list[Shard], specs, lake: Lake, workers: int 
                     bar.update(1)
     if show:
         bar.close()
+    truth.close()
     return results
 
 
@@ -272,23 +274,38 @@ def _run_shard(job: _Job, shard: Shard, progress: bool = False) -> dict:
             "registries": written}
 
 
-def _merge_truth(work: Path, shards: list[Shard], lake: Lake) -> None:
-    """Append every shard's truth tables, in shard order, row group by row group."""
-    first = work / f"{shards[0].index:04d}" / "truth"
-    for path in sorted(first.glob("*.parquet")):
-        parts = [work / f"{sh.index:04d}" / "truth" / path.name for sh in shards]
-        schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
-        target = lake.truth(path.stem)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for part in parts:
-                f = pq.ParquetFile(part)
-                for i in range(f.num_row_groups):
-                    writer.write_table(f.read_row_group(i).cast(schema), row_group_size=1 << 20)
-                del f
-                part.unlink()
-        os.replace(tmp, target)
+class _TruthAppender:
+    """Appends every shard's truth tables, in shard order, row group by row group, to
+    ``truth/<table>.parquet`` (written under a temporary name until the last shard is in)."""
+
+    def __init__(self, work: Path, lake: Lake):
+        self.work, self.lake = work, lake
+        self.writers: dict[str, tuple[pq.ParquetWriter, pa.Schema, Path]] = {}
+
+    def add(self, shard: Shard) -> None:
+        folder = self.work / f"{shard.index:04d}" / "truth"
+        for part in sorted(folder.glob("*.parquet")):
+            name = part.stem
+            f = pq.ParquetFile(part)
+            if name not in self.writers:
+                # a column without a value in the first shard is typed by the later ones: text
+                schema = pa.schema([fld.with_type(pa.string()) if pa.types.is_null(fld.type) else fld
+                                    for fld in f.schema_arrow], metadata=f.schema_arrow.metadata)
+                target = self.lake.truth(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(target.suffix + ".tmp")
+                self.writers[name] = (pq.ParquetWriter(tmp, schema, compression="zstd"), schema, tmp)
+            writer, schema, _ = self.writers[name]
+            for i in range(f.num_row_groups):
+                writer.write_table(f.read_row_group(i).cast(schema), row_group_size=1 << 20)
+            del f
+            part.unlink()
+
+    def close(self) -> None:
+        for name, (writer, _, tmp) in self.writers.items():
+            writer.close()
+            os.replace(tmp, self.lake.truth(name))
+        self.writers.clear()
 
 
 def _write_manifest(spec, lake: Lake, parts: list[dict]) -> None:
