@@ -36,6 +36,73 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no":
          "да": True, "нет": False, "y": True, "n": False}
 
 
+#: a column is normalised through its distinct values when a sample of its first rows repeats
+#: itself at least this often (names, dates, codes); unique columns (record ids) go row by row
+DISTINCT_SAMPLE, DISTINCT_SHARE = 8192, 0.5
+
+
+def _where(arr: pa.Array, mask: pa.Array, fn) -> pa.Array:
+    """``fn`` applied to the rows of ``mask`` only; the others, which ``fn`` would leave as they
+    are, are not touched (a regex over a million identifiers that are already clean is costly)."""
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return arr
+    return pc.replace_with_mask(arr, mask, fn(arr.filter(mask)))
+
+
+def _rows_with(text: pa.Array, hit) -> pa.Array:
+    """Rows of a string array whose UTF-8 bytes contain a match of ``hit`` (bytes -> where the
+    matches start and how many bytes they span; a match across two rows is none): one numpy pass over the data
+    buffer instead of a string kernel per row."""
+    text = text.cast(pa.string())
+    out = np.zeros(len(text), bool)
+    offsets_buf, data_buf = text.buffers()[1], text.buffers()[2]
+    if len(text) == 0 or data_buf is None:
+        return pa.array(out)
+    offsets = np.frombuffer(offsets_buf, np.int32)[text.offset: text.offset + len(text) + 1]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0]: offsets[-1]]
+    start, width = hit(data)
+    start = start + offsets[0]
+    rows = np.searchsorted(offsets, start, side="right") - 1
+    inside = start + width <= offsets[rows + 1]
+    out[rows[inside]] = True
+    return pa.array(out)
+
+
+def _whitespace_runs(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """Where ``\\s+`` finds something to change: a tab, newline, form feed or carriage return
+    (RE2's ``\\s`` besides the space), or two spaces."""
+    single = np.flatnonzero((data == 9) | (data == 10) | (data == 12) | (data == 13))
+    double = np.flatnonzero((data[:-1] == 32) & (data[1:] == 32))
+    return np.concatenate([single, double]), np.r_[np.ones(len(single), np.int64), np.full(len(double), 2, np.int64)]
+
+
+def _not_nfc_inert(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """Where NFC might change something: any character outside ASCII and the Cyrillic block
+    U+0400-U+04FF, or one of the block's combining marks U+0483-U+0487 (lead byte D2, then
+    83-87). A text of the other characters is NFC already and stays as it is."""
+    lead = (data >= 0xC0) & ((data < 0xD0) | (data > 0xD3))
+    mark = np.zeros(len(data), bool)
+    mark[:-1] = (data[:-1] == 0xD2) & (data[1:] >= 0x83) & (data[1:] <= 0x87)
+    return np.flatnonzero(lead | mark), 2
+
+
+def _collapse_spaces(text: pa.Array) -> pa.Array:
+    """Runs of whitespace as one space (``\\s+`` -> " "), computed for the rows that have a run
+    or a whitespace other than the space; the rest would come out as they are."""
+    return _where(text, _rows_with(text, _whitespace_runs), lambda a: pc.replace_substring_regex(a, r"\s+", " "))
+
+
+def _nfc(text: pa.Array) -> pa.Array:
+    """Unicode NFC, computed for the rows that are not NFC by construction."""
+    return _where(text, _rows_with(text, _not_nfc_inert), lambda a: pc.utf8_normalize(a, "NFC"))
+
+
+def _strip_chars(text: pa.Array, pattern: str) -> pa.Array:
+    """``pattern`` (a class of separators) removed from rows that are not all digits."""
+    return _where(text, pc.invert(pc.utf8_is_digit(text)), lambda a: pc.replace_substring_regex(a, pattern, ""))
+
+
 def _null_if_empty(arr: pa.Array) -> pa.Array:
     arr = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
@@ -60,18 +127,34 @@ class ColumnResult:
 
 
 def normalize_column(col: ColumnSpec, raw: pa.Array, spec: RegistrySpec, catalog: Catalog) -> ColumnResult:
-    text = _null_if_empty(raw.cast(pa.string()))
+    """One column normalised; a repetitive column (names, dates, codes) through its distinct
+    values, spread back to the rows — the same result, computed once per value."""
+    raw = raw.cast(pa.string())
+    if len(raw) > DISTINCT_SAMPLE:
+        sample = raw.slice(0, DISTINCT_SAMPLE)
+        if len(pc.unique(sample)) <= DISTINCT_SHARE * len(sample):
+            encoded = pc.dictionary_encode(raw, null_encoding="encode")
+            if len(encoded.dictionary) <= DISTINCT_SHARE * len(raw):
+                once = _normalize_values(col, encoded.dictionary, spec, catalog)
+                rows = encoded.indices
+                at = rows.to_numpy(zero_copy_only=False)
+                return ColumnResult(once.values.take(rows), {r: m[at] for r, m in once.failures.items()},
+                                    {name: extra.take(rows) for name, extra in once.extra.items()})
+    return _normalize_values(col, raw, spec, catalog)
+
+
+def _normalize_values(col: ColumnSpec, raw: pa.Array, spec: RegistrySpec, catalog: Catalog) -> ColumnResult:
+    text = _null_if_empty(raw)
     present = pc.is_valid(text).to_numpy(zero_copy_only=False)
     fail: dict[str, np.ndarray] = {}
     if col.required:
         fail["missing_required"] = ~present
 
     if col.type in ("string", "name"):
-        v = pc.replace_substring_regex(text, r"\s+", " ")
-        return ColumnResult(pc.utf8_normalize(v, "NFC"), fail)
+        return ColumnResult(_nfc(_collapse_spaces(text)), fail)
 
     if col.type in ("iin", "bin"):
-        v = pc.replace_substring_regex(text, r"[\s\-]", "")
+        v = _strip_chars(text, r"[\s\-]")
         eleven = pc.and_(pc.equal(pc.utf8_length(v), 11), pc.utf8_is_digit(v))
         v = pc.if_else(pc.fill_null(eleven, False), pc.binary_join_element_wise("0", v, ""), v)
         well_formed = pc.fill_null(pc.and_(pc.equal(pc.utf8_length(v), 12), pc.utf8_is_digit(v)), False).to_numpy(zero_copy_only=False)
@@ -86,7 +169,7 @@ def normalize_column(col: ColumnSpec, raw: pa.Array, spec: RegistrySpec, catalog
         return ColumnResult(ts.cast(pa.date32()), fail)
 
     if col.type in ("int", "decimal"):
-        v = pc.replace_substring_regex(text, "[\\s\u00a0]", "")
+        v = _strip_chars(text, "[\\s\u00a0]")
         if spec.source.decimal == ",":
             v = pc.replace_substring(v, ",", ".")
         ok = pc.fill_null(pc.match_substring_regex(v, _NUMBER), False).to_numpy(zero_copy_only=False)
@@ -153,29 +236,35 @@ def normalize(spec: RegistrySpec, raw: pa.Table, malformed: list[tuple[int, str]
     n = raw.num_rows
     results = {c.name: normalize_column(c, raw.column(c.source).combine_chunks() if n else pa.array([], pa.string()), spec, catalog)
                for c in spec.columns}
-    reason = np.full(n, None, dtype=object)
-    column = np.full(n, None, dtype=object)
-    for r in REASONS[1:-1]:
-        for c in spec.columns:
+    # the first failure of each row, as indices into REASONS and spec.columns (-1: none yet)
+    reason_at = np.full(n, -1, np.int8)
+    column_at = np.full(n, -1, np.int32)
+    for k, r in enumerate(REASONS):
+        if r in ("malformed_row", "duplicate_key"):
+            continue
+        for j, c in enumerate(spec.columns):
             mask = results[c.name].failures.get(r)
             if mask is None:
                 continue
-            hit = mask & (reason == None)  # noqa: E711 - elementwise on an object array
-            reason[hit] = r
-            column[hit] = c.name
+            hit = mask & (reason_at < 0)
+            reason_at[hit] = k
+            column_at[hit] = j
     rid = results[spec.record_id].values
-    rid_np = np.asarray(rid.to_numpy(zero_copy_only=False), dtype=object)
-    candidate = (reason == None) & pc.is_valid(rid).to_numpy(zero_copy_only=False)  # noqa: E711
-    import pandas as pd
-
+    candidate = (reason_at < 0) & pc.is_valid(rid).to_numpy(zero_copy_only=False)
+    # a record id seen before in a row that is otherwise clean: the first one is kept
     dup = np.zeros(n, bool)
     if candidate.any():
-        ids = pd.Series(rid_np[candidate])
-        dup[np.flatnonzero(candidate)[ids.duplicated(keep="first").to_numpy()]] = True
-    reason[dup] = "duplicate_key"
-    column[dup] = spec.record_id
+        rows = np.flatnonzero(candidate)
+        codes = pc.dictionary_encode(rid.take(pa.array(rows))).indices.to_numpy(zero_copy_only=False)
+        first = np.zeros(len(codes), bool)
+        first[np.unique(codes, return_index=True)[1]] = True
+        dup[rows[~first]] = True
+    reason_at[dup] = REASONS.index("duplicate_key")
+    column_at[dup] = [c.name for c in spec.columns].index(spec.record_id)
+    reason = np.array(REASONS, dtype=object)
+    column = np.array([c.name for c in spec.columns], dtype=object)
 
-    clean_mask = reason == None  # noqa: E711
+    clean_mask = reason_at < 0
     keep = pa.array(clean_mask)
     arrays, names = [], []
     for c in spec.columns:
@@ -190,14 +279,15 @@ def normalize(spec: RegistrySpec, raw: pa.Table, malformed: list[tuple[int, str]
     clean = pa.table(arrays, names=names)
 
     bad = np.flatnonzero(~clean_mask)
-    raw_rid = raw.column(spec.column(spec.record_id).source).to_numpy(zero_copy_only=False) if n else np.array([])
+    at_bad = pa.array(bad, type=pa.int64())
+    raw_rid = raw.column(spec.column(spec.record_id).source).take(at_bad).to_pylist() if len(bad) else []
     agency = [c.source for c in spec.columns]
-    raw_rows = raw.select(agency).take(pa.array(bad, type=pa.int64())).to_pylist() if len(bad) else []
+    raw_rows = raw.select(agency).take(at_bad).to_pylist() if len(bad) else []
     q_rows = {
         "_row": [int(x) for x in raw.column("_row").to_numpy()[bad]] if len(bad) else [],
-        "record_id": [None if raw_rid[i] is None else str(raw_rid[i]) for i in bad],
-        "reason": list(reason[bad]),
-        "column": list(column[bad]),
+        "record_id": [None if r is None else str(r) for r in raw_rid],
+        "reason": list(reason[reason_at[bad]]),
+        "column": list(column[column_at[bad]]),
         "raw": [json.dumps(r, ensure_ascii=False) for r in raw_rows],
     }
     for number, text in malformed:
