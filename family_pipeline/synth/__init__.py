@@ -67,12 +67,12 @@ class SynthSummary:
         return {**self.__dict__, "out": str(self.out)}
 
 
-def _progress(items, enabled: bool, desc: str):
+def _progress(items, enabled: bool, desc: str, unit: str = "registry"):
     if not enabled:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="registry", file=sys.stderr)
+    return tqdm(items, desc=desc, unit=unit, file=sys.stderr)
 
 
 def generate_country(out: Path | str, persons: int = 100_000, seed: int = 42, *,
@@ -165,7 +165,7 @@ def _run_shards(job: _Job, shards: list[Shard], specs, lake: Lake, workers: int 
         truth.add(shard)
         results.append(result)
 
-    bar = _progress(range(len(shards)), show, "shards")
+    bar = _progress(range(len(shards)), show, "shards", "shard")
     if n == 1:
         for shard in shards:
             take(shard, _run_shard(job, shard))
