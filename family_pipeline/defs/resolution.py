@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
@@ -36,6 +37,17 @@ MENTION_COLUMNS = {"national_id": "iin", "last_name": "last_name", "first_name":
                    "patronymic": "patronymic", "full_name": "full_name", "birth_date": "birth_date",
                    "sex": "sex", "region": "region"}
 OWNER = DATA_ENGINEERING
+
+
+def _linkage_frame(mentions: pa.Table) -> pd.DataFrame:
+    """The columns the linker reads, as a DataFrame over the Arrow buffers (dates as datetime64,
+    not a Python object per row)."""
+    return mentions.select(list(MENTION_COLUMNS.values())).to_pandas(date_as_object=False)
+
+
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text columns are written as large strings, as they were when the tables came from pandas."""
+    return column.cast(pa.large_string())
 
 
 class LinkageConfig(dg.Config):
@@ -86,48 +98,49 @@ def person_mentions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
 def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, lake: LakeResource):
     store = lake.lake()
     t0 = time.perf_counter()
-    mentions = store.read(GROUP, "person_mentions").to_pandas()
+    mentions = store.read(GROUP, "person_mentions")
     model_path = store.root / "lake" / GROUP / "person_model.json"
     model = None
     if config.reuse_model and model_path.exists():
         model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
-    result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold, model=model,
-                  review_band=(config.review_low, config.review_high))
+    result = link(_linkage_frame(mentions), MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
+                  model=model, review_band=(config.review_low, config.review_high))
     pid = person_ids(mentions, result.cluster)
     persons = golden_records(mentions, pid, folding_registries(catalog()))
-    xref = pd.DataFrame({"registry": mentions.registry, "record_id": mentions.record_id, "group": mentions.group,
-                         "person_id": pid, "signature": result.signature,
-                         "match_probability": np.round(result.probability, 6)})
+    xref = pa.table({**{k: _text(mentions.column(k)) for k in ("registry", "record_id", "group")},
+                     "person_id": pid, "signature": result.signature,
+                     "match_probability": np.round(result.probability, 6)})
     pairs = result.pairs
-    band = (pairs.probability >= config.review_low) & (pairs.probability < config.review_high)
-    review = pairs[band].copy()
+    probability = pairs.probability.to_numpy()
+    band = (probability >= config.review_low) & (probability < config.review_high)
+    review = pairs[band]
+    review_columns = {c: review[c].to_numpy() for c in review.columns if c not in ("row_a", "row_b")}
     for side in ("a", "b"):
-        rows = review[f"row_{side}"].to_numpy()
+        rows = pa.array(review[f"row_{side}"].to_numpy())
         for k in ("registry", "record_id", "group"):
-            review[f"{k}_{side}"] = mentions[k].iloc[rows].to_numpy()  # only the rows under review
-        review[f"person_id_{side}"] = pid[rows]
-    review = review.drop(columns=["row_a", "row_b"])
+            review_columns[f"{k}_{side}"] = _text(mentions.column(k).take(rows))  # only the rows under review
+        review_columns[f"person_id_{side}"] = pid[review[f"row_{side}"].to_numpy()]
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(result.model.to_dict(), indent=1, sort_keys=True) + "\n")
+    candidates = pa.table({c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
     paths = {
         PERSONS: store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False)),
-        XREF: store.write(GROUP, "person_xref", pa.Table.from_pandas(xref, preserve_index=False)),
-        REVIEW: store.write(GROUP, "person_review_pairs", pa.Table.from_pandas(review, preserve_index=False)),
-        CANDIDATES: store.write(GROUP, "person_candidate_pairs",
-                                pa.Table.from_pandas(pairs.drop(columns=["row_a", "row_b"]), preserve_index=False)),
+        XREF: store.write(GROUP, "person_xref", xref),
+        REVIEW: store.write(GROUP, "person_review_pairs", pa.table(review_columns)),
+        CANDIDATES: store.write(GROUP, "person_candidate_pairs", candidates),
     }
     seconds = round(time.perf_counter() - t0, 2)
     stats, model_fit = result.stats, result.model
-    counts = {"mentions": len(mentions), "persons": len(persons), "alive": int(persons.alive.sum()),
+    counts = {"mentions": mentions.num_rows, "persons": len(persons), "alive": int(persons.alive.sum()),
               "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
-    candidates = pairs[["signature_a", "signature_b"]].copy()
-    del mentions, persons, review, result, pairs, band, pid  # the evaluation needs only xref and the pairs
+    del mentions, persons, review, review_columns, result, pairs, band, pid  # the evaluation needs only xref and the pairs
     accuracy = {}
     if store.truth("mentions").exists():
         from family_pipeline.evaluation.resolution import linkage_accuracy
 
-        truth = pd.read_parquet(store.truth("mentions"))
-        accuracy = linkage_accuracy(xref, truth, candidates)
+        truth = pq.read_table(store.truth("mentions"), columns=["registry", "record_id", "group", "person_id"])
+        accuracy = linkage_accuracy(xref, truth, candidates.select(["signature_a", "signature_b"]))
+        del truth
     context.log.info(f"{counts['mentions']} mentions → {counts['persons']} persons in {seconds}s; "
                      f"{stats['candidate_pairs']} candidate pairs, {counts['band']} for review")
     persons_meta = {

@@ -32,18 +32,39 @@ def folding_registries(catalog) -> frozenset[str]:
     return frozenset(r.code for r in catalog.registries if r.source.encoding == "cp1251")
 
 
-def _arrow(column: pd.Series) -> pa.Array | None:
-    """The column as one Arrow array (strings or dates), or None where Arrow cannot take it."""
-    try:
-        arr = pa.array(column, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
+Mentions = pd.DataFrame | pa.Table
+
+
+def _arrow(column: pd.Series | pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray | None:
+    """The column as Arrow (strings or dates), or None where Arrow cannot take it."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        arr = column
+    else:
+        try:
+            arr = pa.array(column, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
     if pa.types.is_null(arr.type):
         return arr.cast(pa.string())
     return arr
 
 
-def _ranked_dictionary(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _column(mentions: Mentions, name: str) -> pd.Series | pa.ChunkedArray:
+    return mentions.column(name) if isinstance(mentions, pa.Table) else mentions[name]
+
+
+def _columns(mentions: Mentions) -> list[str]:
+    return mentions.column_names if isinstance(mentions, pa.Table) else list(mentions.columns)
+
+
+def _text_at(column: pd.Series | pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """The column's values at ``rows`` as Python objects."""
+    if isinstance(column, pa.ChunkedArray):
+        return np.array(column.take(pa.array(rows)).to_pylist() + [None], dtype=object)[:-1]
+    return column.iloc[rows].to_numpy(dtype=object)
+
+
+def _ranked_dictionary(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(code per row into the distinct values, -1 missing; the distinct values; their order as
     text, where Arrow could sort them)."""
     arr = _arrow(column)
@@ -71,7 +92,7 @@ def _rank(codes: np.ndarray, values: np.ndarray, order: np.ndarray | None = None
     return np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(values) else -1, -1), values[order]
 
 
-def _ranked_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _ranked_codes(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """Codes that order like the values (-1 missing), sorting only the distinct values."""
     return _rank(*_ranked_dictionary(column))
 
@@ -106,40 +127,43 @@ def _member(codes: np.ndarray, values: np.ndarray, wanted) -> np.ndarray:
     return hit[codes]  # code -1 (missing) reads the trailing False
 
 
-def _bools(column: pd.Series) -> np.ndarray:
+def _bools(column: pd.Series | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
     return column.fillna(False).to_numpy(dtype=bool)
 
 
 @reusing_freed_memory()
-def person_ids(mentions: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
+def person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
     """A stable id per cluster: keyed hash of its IIN (checked, as the authority has it), else of
     its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
     cluster = np.asarray(cluster, np.int64)
-    iin_codes, iin_values = _ranked_codes(mentions["iin"])
-    has = (iin_codes >= 0) & _bools(mentions["iin_valid"])
-    auth = _member(*_ranked_codes(mentions["registry"]), {AUTHORITY})
+    n = len(cluster)
+    iin_codes, iin_values = _ranked_codes(_column(mentions, "iin"))
+    has = (iin_codes >= 0) & _bools(_column(mentions, "iin_valid"))
+    auth = _member(*_ranked_codes(_column(mentions, "registry")), {AUTHORITY})
     k = int(cluster.max()) + 1 if len(cluster) else 0
     # the anchor IIN of a cluster: a checked one, the authority's first, then the smallest
     width = len(iin_values) + 1
     anchor = np.full(k, 2 * width, np.int64)
     np.minimum.at(anchor, cluster[has], (~auth[has]).astype(np.int64) * width + iin_codes[has])
     anchor_iin = np.where(anchor < 2 * width, anchor % width, -1)
-    first_row = np.full(k, len(mentions), np.int64)
-    np.minimum.at(first_row, cluster, np.arange(len(mentions)))
+    first_row = np.full(k, n, np.int64)
+    np.minimum.at(first_row, cluster, np.arange(n))
     size = np.bincount(cluster, minlength=k)
     claimed = np.flatnonzero(anchor_iin >= 0)
     keep = _first_per_group(anchor_iin[claimed], -size[claimed], claimed)
     owner = np.zeros(k, bool)
     owner[claimed[keep]] = True
     values = np.asarray(iin_values, dtype=object)
-    key = mentions["registry"].iloc[first_row].to_numpy(dtype=object) + "/" \
-        + mentions["record_id"].iloc[first_row].to_numpy(dtype=object) + "/" \
-        + mentions["group"].iloc[first_row].to_numpy(dtype=object)
+    key = _text_at(_column(mentions, "registry"), first_row) + "/" \
+        + _text_at(_column(mentions, "record_id"), first_row) + "/" \
+        + _text_at(_column(mentions, "group"), first_row)
     text = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
     return pseudonym_ints(text)[cluster]
 
 
-def _name_codes(column: pd.Series, full_codes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _name_codes(column: pd.Series | pa.ChunkedArray, full_codes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ranked codes of a name part, filled from the mention's full name where it is missing."""
     codes, values, _ = _ranked_dictionary(column)
     part_codes, part_values = pd.factorize(pd.Series(parts, dtype=object), use_na_sentinel=True)
@@ -193,7 +217,7 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
 
 
 @reusing_freed_memory()
-def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
+def golden_records(mentions: Mentions, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
     """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
     their votes on how a name is spelled count only where no other registry spells it."""
     p, pid_values = pd.factorize(np.asarray(person_id, np.int64))
@@ -202,24 +226,25 @@ def golden_records(mentions: pd.DataFrame, person_id: np.ndarray, folding_regist
     rank[by_value] = np.arange(len(pid_values))
     p, pid_values = rank[p], np.asarray(pid_values)[by_value]
     n_persons = len(pid_values)
-    reg_codes, reg_values = _ranked_codes(mentions["registry"])
+    columns = _columns(mentions)
+    reg_codes, reg_values = _ranked_codes(_column(mentions, "registry"))
     auth = _member(reg_codes, reg_values, {AUTHORITY})
     full_alphabet = ~_member(reg_codes, reg_values, folding_registries)
-    iin_valid = _bools(mentions["iin_valid"]) if "iin_valid" in mentions.columns else np.zeros(len(mentions), bool)
+    iin_valid = _bools(_column(mentions, "iin_valid")) if "iin_valid" in columns else np.zeros(len(reg_codes), bool)
     # a mention's registry as a vote's source: the authority first, then registries in order
     src_code = np.where(auth, 0, reg_codes + 2)
     persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
     # name parts missing in a mention come from its full name, split once per distinct full name
-    full_codes, full_uniques, _ = _ranked_dictionary(mentions["full_name"])
+    full_codes, full_uniques, _ = _ranked_dictionary(_column(mentions, "full_name"))
     parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
     winner: dict[str, np.ndarray] = {}
     for f in FIELDS:
-        if f not in mentions.columns:
+        if f not in columns:
             continue
         if f in ("last_name", "first_name", "patronymic"):
-            codes, values = _name_codes(mentions[f], full_codes, parts[f].to_numpy(dtype=object))
+            codes, values = _name_codes(_column(mentions, f), full_codes, parts[f].to_numpy(dtype=object))
         else:
-            codes, values = _ranked_codes(mentions[f])
+            codes, values = _ranked_codes(_column(mentions, f))
         if not (codes >= 0).any():
             persons[f] = None
             persons[f"{f}_source"] = None
