@@ -39,12 +39,6 @@ MENTION_COLUMNS = {"national_id": "iin", "last_name": "last_name", "first_name":
 OWNER = DATA_ENGINEERING
 
 
-def _linkage_frame(mentions: pa.Table) -> pd.DataFrame:
-    """The columns the linker reads, as a DataFrame over the Arrow buffers (dates as datetime64,
-    not a Python object per row)."""
-    return mentions.select(list(MENTION_COLUMNS.values())).to_pandas(date_as_object=False)
-
-
 def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Text columns are written as large strings, as they were when the tables came from pandas."""
     return column.cast(pa.large_string())
@@ -103,7 +97,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     model = None
     if config.reuse_model and model_path.exists():
         model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
-    result = link(_linkage_frame(mentions), MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
+    result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
                   model=model, review_band=(config.review_low, config.review_high))
     pid = person_ids(mentions, result.cluster)
     persons = golden_records(mentions, pid, folding_registries(catalog()))

@@ -66,10 +66,23 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
-def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+Records = pd.DataFrame | pa.Table
+
+
+def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(code per row into the distinct values in order of first appearance, -1 missing; the
     distinct values). Arrow-backed columns are dictionary-encoded by Arrow, much faster than a
     pandas hash table over the same strings; the codes are the same."""
+    if isinstance(values, (pa.ChunkedArray, pa.Array)):
+        encoded = values.dictionary_encode()
+        chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+        if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
+            combined = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+            chunks = [combined.dictionary_encode()]
+        if not chunks:
+            return np.empty(0, np.int64), np.array([], dtype=object)
+        codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
+        return codes.astype(np.int64), np.array(chunks[-1].dictionary.to_pylist() + [None], dtype=object)[:-1]
     dtype = values.dtype
     if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
         encoded = values.array.__arrow_array__().dictionary_encode()
@@ -86,7 +99,7 @@ def _through(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     return np.append(np.asarray(mapping, np.int64), -1)[codes]
 
 
-def _key_table(values: pd.Series, how) -> tuple[np.ndarray, np.ndarray]:
+def _key_table(values: pd.Series | pa.ChunkedArray, how) -> tuple[np.ndarray, np.ndarray]:
     """(code of each row into the column's distinct values, -1 missing; normalised key per value)."""
     codes, uniques = _factorize(values)
     return codes, np.array([how(u) for u in uniques], dtype=object)
@@ -105,19 +118,35 @@ def _shared_vocabulary(*keys: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]
     return out, np.asarray(vocab, dtype=object)
 
 
-def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
+def _birth_days(values: pd.Series | pa.ChunkedArray) -> np.ndarray:
+    """Days since 1970 per row, NO_DATE where missing or not a date."""
+    if isinstance(values, (pa.ChunkedArray, pa.Array)) and pa.types.is_date32(values.type):
+        days = pc.fill_null(values.cast(pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        return np.where(valid, days, NO_DATE)
+    if isinstance(values, (pa.ChunkedArray, pa.Array)):
+        values = values.to_pandas(date_as_object=False)
+    bd = pd.to_datetime(values, errors="coerce").to_numpy().astype("datetime64[D]")
+    return np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
+
+
+def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown mapping key(s) {sorted(unknown)}; expected some of {COLUMNS}")
-    missing = [c for c in columns.values() if c not in records.columns]
+    names_in = records.column_names if isinstance(records, pa.Table) else records.columns
+    missing = [c for c in columns.values() if c not in names_in]
     if missing:
         raise KeyError(f"columns {missing} are not in the records")
-    n = len(records)
+    n = len(records) if isinstance(records, pd.DataFrame) else records.num_rows
     absent = np.full(n, -1, np.int64)
     empty = np.array([], dtype=object)
 
+    def column(name: str) -> pd.Series | pa.ChunkedArray:
+        return records.column(columns[name]) if isinstance(records, pa.Table) else records[columns[name]]
+
     def table(name: str, how) -> tuple[np.ndarray, np.ndarray]:
-        return _key_table(records[columns[name]], how) if name in columns else (absent, empty)
+        return _key_table(column(name), how) if name in columns else (absent, empty)
 
     # names: each column's distinct values are normalised once, and every per-row step is one
     # gather through small per-value tables; a full name fills the parts a record lacks
@@ -125,7 +154,7 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     fn_raw, fn_keys = table("first_name", name_key)
     pt_raw, pt_keys = table("patronymic", patronymic_stem)
     if "full_name" in columns:
-        full_raw, full_uniques = _factorize(records[columns["full_name"]])
+        full_raw, full_uniques = _factorize(column("full_name"))
         parts = split_full_name(pd.Series(full_uniques, dtype=object))
         # each distinct word is normalised once, not once per distinct full name
         (fl_part, fl_keys), (ff_part, ff_keys), (fp_part, fp_keys) = (
@@ -152,7 +181,7 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
 
     # identifiers: spaces and dashes dropped, upper case — on the distinct values only
     if "national_id" in columns:
-        raw_c, raw_v = _factorize(records[columns["national_id"]])
+        raw_c, raw_v = _factorize(column("national_id"))
     else:
         raw_c, raw_v = absent, empty
     try:
@@ -167,13 +196,11 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     id_v = np.asarray(id_v, dtype=object)
     del raw_c
     if "birth_date" in columns:
-        bd = pd.to_datetime(records[columns["birth_date"]], errors="coerce").to_numpy().astype("datetime64[D]")
-        days = np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
-        del bd
+        days = _birth_days(column("birth_date"))
     else:
         days = np.full(n, NO_DATE, np.int64)
     if "sex" in columns:
-        sex_raw, sex_values = _factorize(records[columns["sex"]])
+        sex_raw, sex_values = _factorize(column("sex"))
         sex = _through(sex_raw, np.array([_SEX.get(v, -1) for v in sex_values], np.int64))
         del sex_raw
     else:
@@ -181,7 +208,7 @@ def _prepare(records: pd.DataFrame, columns: Mapping[str, str], national_id: str
     if national_id == "iin":
         sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
         sex = np.where(sex < 0, _through(id_c, sex_codes), sex)
-    region_c = _factorize(records[columns["region"]])[0] if "region" in columns else absent
+    region_c = _factorize(column("region"))[0] if "region" in columns else absent
     rec = {"national_id": id_c, "last_name": ln_c, "first_name": fn_c, "patronymic": pt_c, "birth_date": days,
            "sex": sex, "region": region_c}
     # identifiers that pass their check digit (only IINs can be checked here)
@@ -292,7 +319,7 @@ def _peak_rss_mb() -> float:
 
 
 @reusing_freed_memory()
-def link(records: pd.DataFrame, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
+def link(records: Records, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
          review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000) -> LinkResult:
     """Link person records; see the module docstring. ``model`` reuses fitted parameters."""
