@@ -241,10 +241,8 @@ def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patrony
         return out
     va = np.asarray(ea.dictionary.to_pylist(), dtype=object)
     vb = np.asarray(eb.dictionary.to_pylist(), dtype=object)
-    pair = ca[both] * (len(vb) + 1) + cb[both]
-    uniq, codes = np.unique(pair, return_inverse=True)
-    verdict = np.zeros(len(uniq), bool)
-    for k, (x, y) in enumerate(zip(va[uniq // (len(vb) + 1)], vb[uniq % (len(vb) + 1)])):
+
+    def differs(x: str, y: str) -> bool:
         x, y = str(x).strip(), str(y).strip()
         if fold:
             x, y = x.translate(FOLD_TABLE), y.translate(FOLD_TABLE)
@@ -252,10 +250,22 @@ def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patrony
             latin = any("a" <= ch.lower() <= "z" for ch in x)
             # a Kazakh letter written as its Russian look-alike counts anywhere, the ending too
             folded = x != y and x.translate(FOLD_TABLE) == y.translate(FOLD_TABLE)
-            verdict[k] = latin or folded or _patronymic_stem(x) != _patronymic_stem(y)
-        else:
-            verdict[k] = x != y
-    out[np.flatnonzero(both)] = verdict[codes]
+            return latin or folded or _patronymic_stem(x) != _patronymic_stem(y)
+        return x != y
+
+    # most rows write the reference's very string: judged once per written value (the same
+    # string differs from itself only as a patronymic in Latin letters)
+    b_as_a = pc.index_in(eb.dictionary, value_set=ea.dictionary).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    same = both & (b_as_a[np.maximum(cb, 0)] == ca)
+    if patronymic and same.any():
+        values, at = np.unique(ca[same], return_inverse=True)
+        out[same] = np.array([differs(va[v], va[v]) for v in values], bool)[at]
+    other = both & ~same
+    if other.any():
+        pair = ca[other] * (len(vb) + 1) + cb[other]
+        uniq, codes = np.unique(pair, return_inverse=True)
+        verdict = np.array([differs(x, y) for x, y in zip(va[uniq // (len(vb) + 1)], vb[uniq % (len(vb) + 1)])], bool)
+        out[other] = verdict[codes]
     return out
 
 
@@ -356,12 +366,15 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
     for group in spec.person_groups:
         roles = spec.role_columns(group)
         person = _person_of(spec, clean, xref, group)
-        golden = ref.golden.reindex(person.to_numpy())
+        parts = _name_parts(clean, roles)
+        # the golden record's fields this group is compared on (the others are not looked up)
+        wanted = {*parts, *(("iin", "iin_disputed", "mentions") if "iin" in roles else ()),
+                  *(("birth_date",) if "birth_date" in roles else ())}
+        golden = ref.golden[[c for c in ref.golden.columns if c in wanted]].reindex(person.to_numpy())
         golden.index = clean.index
         golden["region"] = ref.region.reindex(person.to_numpy()).to_numpy()
         regions[group] = golden["region"]
         resolved = (person != UNRESOLVED).to_numpy()
-        parts = _name_parts(clean, roles)
         if "iin" in roles:
             iin = clean[roles["iin"]]
             number = iin_numbers(iin)
@@ -375,7 +388,7 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             alone = valid & registered & (golden["mentions"].fillna(0).to_numpy() <= 1)
             if spec.code != POPULATION_REGISTER and alone.any() and len(ref.register_by_iin):
                 theirs = ref.register_by_iin.reindex(number[alone])
-                for column in theirs.columns:
+                for column in (c for c in theirs.columns if c in golden.columns):
                     golden.loc[golden.index[alone], column] = theirs[column].to_numpy()
             flag("iin_unknown", present & valid & ~registered & ~known)
             golden_number = iin_numbers(golden["iin"])
@@ -427,10 +440,10 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
                 ra, rb = clean[col.name], regions[group]
                 flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
                 out.details[f"{col.name}_follows"] = group
-    ids = clean[spec.record_id].astype(str).to_numpy()
+    ids = clean[spec.record_id]
     for reason in sorted(masks):
         if masks[reason].any():
-            out.flagged[reason] = sorted(set(ids[masks[reason]]))
+            out.flagged[reason] = sorted(set(ids[masks[reason]].astype(str)))
             out.counts[reason] = len(out.flagged[reason])
     out.details["references_checked"] = checked
     out.passed = not out.flagged
