@@ -61,6 +61,14 @@ def _write(store: Lake, name: str, frame: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------ housing-queue audit
+
+def _truth_known(store) -> bool:
+    """A synthetic country small enough to measure in the run (see ``evaluation.person_truth``)."""
+    from family_pipeline.evaluation.person_truth import in_asset_truth
+
+    return in_asset_truth(store)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(HOUSING_AUDIT, group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
@@ -111,11 +119,11 @@ def housing_queue_audit(context: dg.AssetExecutionContext, config: SnapshotConfi
         "seconds": seconds,
         "table": dg.MetadataValue.path(paths[HOUSING_AUDIT]),
     }
-    if store.truth("housing_queue").exists() and store.truth("mentions").exists():
-        from family_pipeline.evaluation.services import housing_accuracy, true_person_of
+    if store.truth("housing_queue").exists() and _truth_known(store):
+        from family_pipeline.evaluation.services import housing_accuracy, person_map_of
 
         accuracy = housing_accuracy(audit, pd.read_parquet(store.truth("housing_queue")),
-                                    true_person_of(store, list(rules.queue_registries)))
+                                    person_map_of(store, list(rules.queue_registries)))
         meta["truth_precision"] = accuracy["overall_pairs"]["precision"]
         meta["truth_recall"] = accuracy["overall_pairs"]["recall"]
         meta["truth_accuracy"] = dg.MetadataValue.json(accuracy)
@@ -159,14 +167,17 @@ def _partition_path(store: Lake, name: str, region: str):
 def juror_longlists(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource):
     """One region per partition; a run without a partition key (the whole ``family_map`` job)
     draws every region's list in one pass."""
-    from family_pipeline.services.jurors import exclusion_counts, judge_from_lake, juror_longlist
+    from family_pipeline.services.jurors import add_counts, exclusion_counts, judge_persons, juror_evidence, juror_longlist
+    from family_pipeline.services.sources import golden_persons
 
     store = lake.lake()
     regions = [context.partition_key] if context.has_partition_key else list(REGION_PARTITIONS.get_partition_keys())
     as_of = as_of_date(config, store)
     rules = juror_rules()
     t0 = time.perf_counter()
-    judged_all = judge_from_lake(store, rules, as_of, regions[0] if len(regions) == 1 else None)
+    persons = golden_persons(store)
+    persons = persons[persons.region.isin(regions)]
+    found = juror_evidence(store, rules)
     settlement = None
     members, families = store.table("families", "family_members"), store.table("families", "families")
     if members.exists() and families.exists():
@@ -174,19 +185,23 @@ def juror_longlists(context: dg.AssetExecutionContext, config: SnapshotConfig, l
         f = pd.read_parquet(families, columns=["family_id", "settlement_type"]).set_index("family_id").settlement_type
         settlement = pd.Series(f.reindex(m.family_id).to_numpy(dtype=object), index=m.person_id.to_numpy())
         settlement = settlement[~settlement.index.duplicated()]
+        del m, f
     listed = judged = 0
+    counts: dict[str, int] = {}
     per_region: dict[str, dict] = {}
-    for region in regions:  # at most 20: one file per region
-        part = judged_all[judged_all.region == region].reset_index(drop=True)
+    for region in regions:  # at most 20, one at a time: memory follows the largest region
+        part = judge_persons(persons[persons.region == region].reset_index(drop=True), found["evidence"],
+                             found["not_citizen_ids"], rules, as_of, registered_ids=found["registered_ids"])
         longlist = juror_longlist(part, region, settlement, rules, as_of)
         write_parquet(_partition_path(store, "juror_longlist", region),
                       pa.Table.from_pandas(longlist.drop(columns=["region"]), preserve_index=False))
         write_parquet(_partition_path(store, "juror_exclusions", region),
                       pa.Table.from_pandas(part.drop(columns=["region"]), preserve_index=False))
         per_region[region] = exclusion_counts(part, rules)
+        counts = add_counts(counts, per_region[region])
         listed += len(longlist)
         judged += len(part)
-    counts = exclusion_counts(judged_all[judged_all.region.isin(regions)], rules)
+        del part, longlist
     seconds = round(time.perf_counter() - t0, 2)
     scope = regions[0] if len(regions) == 1 else "all regions"
     context.log.info(f"jurors {scope} on {as_of}: {listed} listed of {judged} ({seconds}s)")
@@ -252,12 +267,12 @@ def benefit_assignments(context: dg.AssetExecutionContext, config: SnapshotConfi
             "by_service_status": dg.MetadataValue.json(by_status),
             "amount_by_service": dg.MetadataValue.json(amounts),
             "seconds": seconds, "table": dg.MetadataValue.path(paths[BENEFITS])}
-    if store.truth("families").exists() and store.truth("mentions").exists():
-        from family_pipeline.evaluation.services import benefit_accuracy, true_person_of
+    if store.truth("families").exists() and _truth_known(store):
+        from family_pipeline.evaluation.services import benefit_accuracy, person_map_of
 
         accuracy = benefit_accuracy(assignments, pd.read_parquet(store.truth("persons")),
                                     pd.read_parquet(store.truth("families")), pd.read_parquet(store.truth("births")),
-                                    true_person_of(store), pd.Timestamp(as_of))
+                                    person_map_of(store), pd.Timestamp(as_of))
         meta["truth_asp_precision"] = accuracy["asp"]["precision"]
         meta["truth_asp_recall"] = accuracy["asp"]["recall"]
         meta["truth_accuracy"] = dg.MetadataValue.json(accuracy)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.evaluation.person_truth import in_asset_truth, person_truth
 from family_pipeline.evaluation.resolution import KEYS, golden_to_truth
 from family_pipeline.lib.lake import Lake
 
@@ -46,10 +47,14 @@ def _pairs(sizes: np.ndarray) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def family_accuracy(members: pd.DataFrame, xref: pd.DataFrame, truth_mentions: pd.DataFrame,
-                    truth_persons: pd.DataFrame, truth_families: pd.DataFrame | None = None) -> dict:
-    """``members``: person_id, family_id (the pipeline's); truth tables as the generator writes them."""
-    mapping = golden_to_truth(xref, truth_mentions)
+def family_accuracy(members: pd.DataFrame, xref: pd.DataFrame | None, truth_mentions: pd.DataFrame | None,
+                    truth_persons: pd.DataFrame, truth_families: pd.DataFrame | None = None,
+                    mapping: pd.DataFrame | None = None) -> dict:
+    """``members``: person_id, family_id (the pipeline's); truth tables as the generator writes them.
+    ``mapping`` (person_id, true_id), when given, is the person vote already made from ``xref`` and
+    ``truth_mentions``."""
+    if mapping is None:
+        mapping = golden_to_truth(xref, truth_mentions)
     alive = truth_persons[truth_persons.alive.astype(bool) & (truth_persons.family_id >= 0)][["person_id", "family_id"]]
     alive = alive.rename(columns={"person_id": "true_id", "family_id": "true_family"})
     pred = members[["person_id", "family_id"]].merge(mapping, on="person_id", how="left")
@@ -95,8 +100,13 @@ def families_section(lake: Lake) -> dict:
     if not path.exists():
         return {"status": "not materialized"}
     members = pq.read_table(path, columns=["person_id", "family_id"]).to_pandas()
-    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"]).to_pandas()
-    truth_mentions = pq.read_table(lake.truth("mentions")).to_pandas()
+    xref = truth_mentions = mapping = None
+    if in_asset_truth(lake):
+        mapping = person_truth(lake).reset_index()
+    else:
+        xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"]).to_pandas()
+        truth_mentions = pq.read_table(lake.truth("mentions")).to_pandas()
     truth_persons = pq.read_table(lake.truth("persons"), columns=["person_id", "alive", "family_id"]).to_pandas()
     truth_families = pq.read_table(lake.truth("families"), columns=["family_id", "family_type"]).to_pandas()
-    return {"status": "ok", "families": family_accuracy(members, xref, truth_mentions, truth_persons, truth_families)}
+    return {"status": "ok", "families": family_accuracy(members, xref, truth_mentions, truth_persons, truth_families,
+                                                            mapping=mapping)}

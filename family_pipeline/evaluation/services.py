@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from family_pipeline.evaluation.person_truth import in_asset_truth, person_truth
 from family_pipeline.evaluation.resolution import true_person_of
 from family_pipeline.lib.lake import Lake
 from family_pipeline.services.rules import HOUSING_REASONS
 
-__all__ = ["benefit_accuracy", "housing_accuracy", "juror_accuracy", "services_section", "true_person_of"]
+__all__ = ["benefit_accuracy", "housing_accuracy", "juror_accuracy", "person_map_of", "services_section",
+           "true_person_of"]
 
 
 def _pr(predicted: np.ndarray, actual: np.ndarray) -> dict:
@@ -157,14 +159,14 @@ def services_section(lake: Lake) -> dict:
     audit_path = lake.table("services", "housing_queue_audit")
     if audit_path.exists() and lake.truth("housing_queue").exists():
         audit = pd.read_parquet(audit_path)
-        person_map = true_person_of(lake, list(_queue_registries()))
+        person_map = person_map_of(lake, list(_queue_registries()))
         out["housing_queue_audit"] = housing_accuracy(audit, pd.read_parquet(lake.truth("housing_queue")), person_map)
     else:
         out["housing_queue_audit"] = {"skipped": "no housing_queue_audit table or no truth"}
     judged_path = lake.table("services", "juror_exclusions")
     if judged_path.exists():
         judged = pd.read_parquet(judged_path)
-        person_map = everyone = true_person_of(lake)
+        person_map = everyone = person_map_of(lake)
         out["jurors"] = juror_accuracy(judged, pd.read_parquet(lake.truth("persons")), person_map,
                                        truth_expunged(lake))
     else:
@@ -174,13 +176,21 @@ def services_section(lake: Lake) -> dict:
         assignments = pd.read_parquet(benefits_path)
         out["benefits"] = benefit_accuracy(assignments, pd.read_parquet(lake.truth("persons")),
                                            pd.read_parquet(lake.truth("families")), pd.read_parquet(lake.truth("births")),
-                                           everyone if everyone is not None else true_person_of(lake),
+                                           everyone if everyone is not None else person_map_of(lake),
                                            pd.Timestamp(assignments.period_start.min()))
         out["benefits"]["by_service_status"] = {
             f"{k[0]}:{k[1]}": int(v) for k, v in assignments.groupby(["service", "status"]).size().items()}
     else:
         out["benefits"] = {"skipped": "no benefit_assignments table"}
     return out
+
+
+def person_map_of(lake: Lake, registries: list[str] | None = None) -> pd.Series:
+    """``true_person_of(lake, registries)``; the whole vote is made once per crosswalk (see
+    ``evaluation.person_truth``)."""
+    if not registries and in_asset_truth(lake):
+        return person_truth(lake)
+    return true_person_of(lake, registries)
 
 
 def _queue_registries() -> tuple[str, ...]:

@@ -39,33 +39,59 @@ FORMATION_REGISTRIES = ("gbd_fl", "address_register", "household_books", "zags_m
                         *PAYMENT_REGISTRIES)
 
 
+def _codes(column) -> tuple[np.ndarray, list]:
+    """Integer codes of a string column that order like its values, and the sorted values."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    values = arr.dictionary.to_pylist()
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values), dtype=np.int64)
+    idx = arr.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return rank[idx], [values[i] for i in order]
+
+
 class Crosswalk:
     """``resolution/person_xref`` cut by (registry, reference group).
 
-    Up to ``IN_MEMORY_ROWS`` rows the file is read once, column-pruned and sorted by registry and
-    group, so every slice is a zero-copy range instead of a scan of the file. A larger crosswalk
-    (a national one holds some 270M references) is read slice by slice with a filter on the
-    registry: the file is written registry after registry, so row-group statistics let the
-    reader skip everything else.
+    Up to ``IN_MEMORY_ROWS`` rows the file is read once, column-pruned and ordered by registry
+    and group (a stable sort on integer codes), so every slice is a zero-copy range instead of a
+    scan of the file, and a registry's rows find their person with one hash lookup
+    (``person_ids``). A larger crosswalk (a national one holds some 270M references) is read
+    slice by slice with a filter on the registry: the file is written registry after registry,
+    so row-group statistics let the reader skip everything else.
+
+    ``shared`` keeps the crosswalk of one lake per process (reloaded when the file changes), so
+    the assets of a run read the file once instead of once per registry.
     """
 
     IN_MEMORY_ROWS = 60_000_000
+    _shared: dict = {}
 
     def __init__(self, table: pa.Table | None = None, path=None):
         self._path = path
-        self._ranges: dict[str, tuple[int, int]] = {}
+        self._ranges: dict[tuple[str, str], tuple[int, int]] = {}
         self._table = None
+        self._dedup: dict[tuple[str, str], pa.Table] = {}
         if table is None:
             return
-        table = table.sort_by([("registry", "ascending"), ("group", "ascending")])
-        keys = pc.binary_join_element_wise(table.column("registry").cast(pa.string()),
-                                           table.column("group").cast(pa.string()), "|")
-        if len(keys):
-            values, counts = pc.value_counts(keys).flatten()
-            ends = np.cumsum(counts.to_numpy(zero_copy_only=False))
-            # value_counts keeps first-seen order, which is the sorted order here
-            self._ranges = {k: (int(e - c), int(e)) for k, c, e in zip(values.to_pylist(), counts.to_pylist(), ends)}
-        self._table = table.select(["record_id", "person_id"])
+        valid = pc.and_(pc.is_valid(table.column("registry")), pc.is_valid(table.column("group")))
+        if valid.null_count or not pc.all(valid).as_py():
+            table = table.filter(valid)
+        reg, reg_values = _codes(table.column("registry"))
+        grp, grp_values = _codes(table.column("group"))
+        codes = reg * max(len(grp_values), 1) + grp
+        order = np.argsort(codes, kind="stable")
+        codes = codes[order]
+        keys, starts = np.unique(codes, return_index=True)
+        ends = np.append(starts[1:], len(codes)).astype(np.int64)
+        width = max(len(grp_values), 1)
+        self._ranges = {(reg_values[k // width], grp_values[k % width]): (int(s), int(e))
+                        for k, s, e in zip(keys.tolist(), starts.tolist(), ends.tolist())}
+        part = table.select(["record_id", "person_id"]).take(pa.array(order))
+        self._table = pa.table({"record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
+                                "person_id": part.column("person_id").combine_chunks()})
 
     @classmethod
     def load(cls, store: Lake, registries: list[str] | None = None) -> Crosswalk:
@@ -73,25 +99,64 @@ class Crosswalk:
         if pq.ParquetFile(path).metadata.num_rows > cls.IN_MEMORY_ROWS:
             return cls(path=path)
         filters = [("registry", "in", list(registries))] if registries else None
-        return cls(pq.read_table(path, columns=["registry", "record_id", "group", "person_id"], filters=filters))
+        return cls(pq.read_table(path, columns=["registry", "record_id", "group", "person_id"], filters=filters,
+                                 read_dictionary=["registry", "group"]))
 
-    def slice(self, registry: str, group: str) -> pd.DataFrame:
+    @classmethod
+    def shared(cls, store: Lake) -> Crosswalk:
+        """The whole crosswalk of ``store``, loaded once per process while the file is unchanged."""
+        path = store.table("resolution", "person_xref")
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        cached = cls._shared.get("crosswalk")
+        if cached is None or cached[0] != key:
+            cls._shared.clear()  # one lake at a time: drop the old one before reading the new
+            cls._shared["crosswalk"] = (key, cls.load(store))
+        return cls._shared["crosswalk"][1]
+
+    @classmethod
+    def release(cls) -> None:
+        """Forget the shared crosswalk (its memory goes back once nothing else holds it)."""
+        cls._shared.clear()
+
+    def _part(self, registry: str, group: str) -> pa.Table:
+        """record_id, person_id of one slice, first reference of a record only."""
+        if (registry, group) in self._dedup:
+            return self._dedup[(registry, group)]
         if self._table is not None:
-            start, end = self._ranges.get(f"{registry}|{group}", (0, 0))
+            start, end = self._ranges.get((registry, group), (0, 0))
             part = self._table.slice(start, end - start)
         else:
             part = pq.read_table(self._path, columns=["record_id", "person_id"],
                                  filters=[("registry", "=", registry), ("group", "=", group)])
-        frame = part.to_pandas()
+            part = pa.table({"record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
+                             "person_id": part.column("person_id").combine_chunks()})
+        # keep the first reference of a record (as drop_duplicates would)
+        first = pc.index_in(part.column("record_id"), value_set=part.column("record_id"))
+        keep = pc.equal(first, pa.array(np.arange(len(part), dtype=np.int32)))
+        if len(part) and not pc.all(keep).as_py():
+            part = part.filter(keep)
+        if self._table is None:
+            self._dedup[(registry, group)] = part
+        return part
+
+    def slice(self, registry: str, group: str) -> pd.DataFrame:
+        frame = self._part(registry, group).to_pandas()
         frame["person_id"] = frame.person_id.astype("Int64")  # stays exact through left joins
-        return frame.drop_duplicates("record_id")
+        return frame
+
+    def person_ids(self, registry: str, group: str, record_ids) -> np.ndarray:
+        """The person each record of ``registry`` names in ``group`` (int64, -1 when none)."""
+        part = self._part(registry, group)
+        keys = record_ids if isinstance(record_ids, (pa.Array, pa.ChunkedArray)) else pa.array(record_ids)
+        pos = pc.index_in(keys.cast(pa.large_string()), value_set=part.column("record_id"))
+        person = pc.take(part.column("person_id"), pos)
+        return pc.fill_null(person, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def xref_slice(store: Lake, registry: str, group: str, crosswalk: Crosswalk | None = None) -> pd.DataFrame:
     """record_id → person_id of one registry's reference group."""
-    if crosswalk is not None:
-        return crosswalk.slice(registry, group)
-    return Crosswalk.load(store, [registry]).slice(registry, group)
+    return (crosswalk or Crosswalk.shared(store)).slice(registry, group)
 
 
 def person_rows(store: Lake, registry: str, columns: list[str], group: str = "subject",
@@ -99,7 +164,8 @@ def person_rows(store: Lake, registry: str, columns: list[str], group: str = "su
     """Clean rows of a registry (``columns`` + record_id) with the resolved person of ``group``.
 
     Rows whose reference was not resolved keep ``person_id`` = -1. A missing registry table
-    gives an empty frame with the requested columns.
+    gives an empty frame with the requested columns. Without a ``crosswalk`` the process's
+    shared one is used.
     """
     path = store.table("registries", registry)
     wanted = ["record_id", *[c for c in columns if c != "record_id"]]
@@ -109,14 +175,14 @@ def person_rows(store: Lake, registry: str, columns: list[str], group: str = "su
         return empty
     schema = pq.read_schema(path)
     present = [c for c in wanted if c in schema.names]
-    rows = pq.read_table(path, columns=present).to_pandas()
+    table = pq.read_table(path, columns=present)
+    person = (crosswalk or Crosswalk.shared(store)).person_ids(registry, group, table.column("record_id"))
+    rows = table.to_pandas()
     for c in wanted:
         if c not in rows.columns:
             rows[c] = None
-    xref = xref_slice(store, registry, group, crosswalk).rename(columns={"person_id": person_column})
-    out = rows.merge(xref, on="record_id", how="left")
-    out[person_column] = out[person_column].fillna(_NO_PERSON).astype("int64")
-    return out
+    rows[person_column] = person
+    return rows
 
 
 def reference_date(store: Lake) -> dt.date:

@@ -28,7 +28,8 @@ import pandas as pd
 from family_pipeline.lib.pseudonym import secret
 from family_pipeline.services.rules import JurorRules
 
-__all__ = ["age_in_years", "judge_persons", "juror_longlist", "order_key", "order_keys"]
+__all__ = ["add_counts", "age_in_years", "judge_from_lake", "judge_persons", "juror_evidence", "juror_longlist",
+           "order_key", "order_keys"]
 
 #: reasons beyond the law's: eligibility that cannot be checked from the registries
 UNVERIFIABLE = ("age_unknown", "citizenship_unverified")
@@ -146,14 +147,13 @@ def exclusion_counts(judged: pd.DataFrame, rules: JurorRules) -> dict[str, int]:
     return counts
 
 
-def judge_from_lake(lake, rules: JurorRules, as_of: dt.date, region: str | None = None) -> pd.DataFrame:
-    """Read the golden persons (of ``region``, or all) and the evidence registries and judge every
-    living person."""
-    from family_pipeline.services.sources import golden_persons, registry_persons
+def juror_evidence(lake, rules: JurorRules) -> dict:
+    """What the registries say about everyone, read once for every region: ``evidence``
+    (exclusion or flag name -> sorted person ids), ``not_citizen_ids`` and ``registered_ids``
+    (persons the population register knows) — the keyword arguments of ``judge_persons``."""
+    from family_pipeline.families.sources import Crosswalk
+    from family_pipeline.services.sources import registry_persons
 
-    persons = golden_persons(lake)
-    if region is not None:
-        persons = persons[persons.region == region].reset_index(drop=True)
     evidence: dict[str, np.ndarray] = {}
     for name, codes in {**rules.exclusions, **rules.flags}.items():
         ids = []
@@ -166,5 +166,24 @@ def judge_from_lake(lake, rules: JurorRules, as_of: dt.date, region: str | None 
         evidence[name] = np.unique(np.concatenate(ids)) if ids else np.empty(0, np.int64)
     population = registry_persons(lake, "gbd_fl", ["citizenship"])
     non_citizen = population.citizenship.notna() & ~population.citizenship.isin(list(rules.citizenship_eligible))
-    return judge_persons(persons, evidence, population.person_id[non_citizen].to_numpy(np.int64), rules, as_of,
-                         registered_ids=np.unique(population.person_id.to_numpy(np.int64)))
+    Crosswalk.release()
+    return {"evidence": evidence, "not_citizen_ids": population.person_id[non_citizen].to_numpy(np.int64),
+            "registered_ids": np.unique(population.person_id.to_numpy(np.int64))}
+
+
+def judge_from_lake(lake, rules: JurorRules, as_of: dt.date, region: str | None = None) -> pd.DataFrame:
+    """Read the golden persons (of ``region``, or all) and the evidence registries and judge every
+    living person."""
+    from family_pipeline.services.sources import golden_persons
+
+    persons = golden_persons(lake)
+    if region is not None:
+        persons = persons[persons.region == region].reset_index(drop=True)
+    found = juror_evidence(lake, rules)
+    return judge_persons(persons, found["evidence"], found["not_citizen_ids"], rules, as_of,
+                         registered_ids=found["registered_ids"])
+
+
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    """Counts of ``exclusion_counts`` summed over regions."""
+    return {k: total.get(k, 0) + v for k, v in counts.items()}
