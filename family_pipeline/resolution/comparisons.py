@@ -102,10 +102,30 @@ def _equal_level(codes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return np.where((a < 0) | (b < 0), -1, (a == b).astype(np.int8)).astype(np.int8)
 
 
+#: pairs compared at once: the temporaries of a chunk (name pairs as Python strings above all)
+#: stay bounded however many candidates a country has
+CHUNK = 2_000_000
+
+
 def compare(rec: dict[str, np.ndarray], vocab: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
             fields: tuple[str, ...] = FIELDS) -> dict[str, np.ndarray]:
     """Levels per field for the pairs (i, j) of records ``rec`` (integer codes; see linker);
-    ``fields`` limits the work to the fields asked for."""
+    ``fields`` limits the work to the fields asked for. Pairs are compared in chunks of
+    ``CHUNK``; each pair's levels depend on that pair alone."""
+    if len(i) <= CHUNK:
+        return _compare(rec, vocab, i, j, fields)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(i), CHUNK):
+        part = _compare(rec, vocab, i[start:start + CHUNK], j[start:start + CHUNK], fields)
+        for f, levels in part.items():
+            if f not in out:
+                out[f] = np.empty(len(i), levels.dtype)
+            out[f][start:start + len(levels)] = levels
+    return out
+
+
+def _compare(rec: dict[str, np.ndarray], vocab: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray,
+             fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if "national_id" in fields:
         out["national_id"] = _id_level(rec["national_id"], vocab["national_id"], vocab["national_id_checked"], i, j)
