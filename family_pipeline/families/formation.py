@@ -104,30 +104,74 @@ def age_years(birth: pd.Series | np.ndarray, on: dt.date) -> np.ndarray:
     return np.where(np.isnan(age), -1, age).astype(np.int64)
 
 
+def _arrow_text(values) -> pa.Array:
+    """Text values (a pandas Series or array, numpy objects) as one Arrow string array."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    if hasattr(values, "__arrow_array__"):
+        arr = pa.array(values)
+    else:
+        arr = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr.cast(pa.string())
+
+
+def _per_distinct(values, fn) -> pa.Array:
+    """``fn`` applied to the distinct values only, then spread back (names and addresses repeat)."""
+    encoded = pc.dictionary_encode(_arrow_text(values))
+    return pc.take(fn(encoded.dictionary), encoded.indices)
+
+
+def _normalise(text: pa.Array) -> pa.Array:
+    text = pc.utf8_lower(pc.fill_null(text, ""))
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(text, r"[\s.,]+", " "))
+
+
 def _normal_text(values) -> pa.Array:
     """Lower case, runs of spaces and punctuation as one space, trimmed ('' when missing)."""
-    arr = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
-    arr = pc.utf8_lower(pc.fill_null(arr, ""))
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[\s.,]+", " "))
+    return pc.fill_null(_per_distinct(values, _normalise), "")
+
+
+def _keys(region, text: pa.Array) -> pa.Array:
+    reg = pc.fill_null(_arrow_text(region), "")
+    return pc.if_else(pc.equal(text, ""), "", pc.binary_join_element_wise(reg, text, "|"))
 
 
 def address_keys(region, address) -> np.ndarray:
     """Comparable address: region + normalised text ('' when the address is unknown)."""
-    text = _normal_text(address)
-    reg = pc.fill_null(pa.array(np.asarray(region, dtype=object), type=pa.string(), from_pandas=True), "")
-    keys = pc.if_else(pc.equal(text, ""), "", pc.binary_join_element_wise(reg, text, "|"))
+    keys = _keys(region, _normal_text(address))
     return np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def has_flat_number(address) -> np.ndarray:
     """True where an address names a flat ("кв. 12", "apt 12")."""
-    return pc.match_substring_regex(_normal_text(address), FLAT_PATTERN).to_numpy(zero_copy_only=False).astype(bool)
+    return _flat(_normal_text(address))
+
+
+def _flat(text: pa.Array) -> np.ndarray:
+    flat = _per_distinct(text, lambda d: pc.match_substring_regex(d, FLAT_PATTERN))
+    return pc.fill_null(flat, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _stem(last_name) -> pa.Array:
+    def fold(names: pa.Array) -> pa.Array:
+        return pc.replace_substring_regex(_normalise(names), r"(ов|ев|ёв|ин|ын)а$", r"\1")
+
+    return pc.fill_null(_per_distinct(last_name, fold), "")
 
 
 def surname_stem(last_name) -> np.ndarray:
     """A surname folded to the form shared by both sexes (Иванова/Иванов → иванов)."""
-    stem = pc.replace_substring_regex(_normal_text(last_name), r"(ов|ев|ёв|ин|ын)а$", r"\1")
-    return np.asarray(stem.to_numpy(zero_copy_only=False), dtype=object)
+    return np.asarray(_stem(last_name).to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _sorted_codes(text: pa.Array) -> np.ndarray:
+    """Codes of text values in the values' sort order (as ``pd.factorize(sort=True)``)."""
+    encoded = pc.dictionary_encode(text)
+    values = encoded.dictionary.to_pylist()
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[sorted(range(len(values)), key=values.__getitem__)] = np.arange(len(values), dtype=np.int64)
+    return rank[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
 
 
 def family_ids(head_person_id: np.ndarray) -> np.ndarray:
@@ -187,10 +231,17 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     adr = adr.set_index("person_id").reindex(pid)
     region = res.region.astype("object").where(res.region.notna(), adr.region.to_numpy()).to_numpy()
     address = adr.address.astype("object").where(adr.address.notna(), res.address.to_numpy()).to_numpy()
-    key = address_keys(region, address)
-    addr_code = pd.factorize(pd.Series(key), sort=True)[0].astype(np.int64)
-    addr_code[key == ""] = -1
-    stem = surname_stem(res.last_name)
+    text = _normal_text(address)
+    key = _keys(region, text)
+    no_key = pc.equal(key, "").to_numpy(zero_copy_only=False)
+    addr_code = _sorted_codes(key)
+    addr_code[no_key] = -1
+    del key
+    # surnames as codes: equal codes are equal stems; an empty stem matches nobody
+    stem_text = _stem(res.last_name)
+    stem = _sorted_codes(stem_text)
+    stem[pc.equal(stem_text, "").to_numpy(zero_copy_only=False)] = -1
+    del stem_text
 
     student = np.zeros(n, bool)
     st = ix(inputs.students.person_id[inputs.students.full_time.astype(bool)])
@@ -278,7 +329,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     if len(cand):
         a, bb = cand.a.to_numpy(), cand.b.to_numpy()
         gap = age[a] - age[bb]
-        same_name = (stem[a] == stem[bb]) & (stem[a] != "")
+        same_name = (stem[a] == stem[bb]) & (stem[a] >= 0)
         alone = residents_at[cand.addr.to_numpy()] == 2
         divorced = pd.MultiIndex.from_arrays([a, bb]).isin(ever_divorced)
         keep = (gap >= rules.cohabitation_min_gap) & (gap <= rules.cohabitation_max_gap) & (same_name | alone) & ~divorced
@@ -325,7 +376,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
         hosts = kids_alone.merge(adults, on="addr")
         if len(hosts):
             k, h = hosts.k.to_numpy(), hosts.p.to_numpy()
-            hosts["named"] = ((stem[k] == stem[h]) & (stem[k] != "")).astype(np.int64)
+            hosts["named"] = ((stem[k] == stem[h]) & (stem[k] >= 0)).astype(np.int64)
             hosts["gap"] = np.abs(age[h] - age[k] - rules.parent_usual_age)
             hosts = hosts.sort_values(["k", "named", "gap", "p"], ascending=[True, False, True, True], kind="mergesort")
             hosts = hosts.drop_duplicates("k")
@@ -370,8 +421,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     rb = ix(inputs.rural.person_id)
     in_book[rb[rb >= 0]] = True
     village = np.bincount(placed[in_book], minlength=n) > 0
-    no_flat = ~has_flat_number(address)
-    village |= no_flat & (key != "")
+    no_flat = ~_flat(text)
+    village |= no_flat & ~no_key
     families = pd.DataFrame({
         "family_id": fid[heads],
         "head_person_id": pid[heads],
