@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -244,15 +245,15 @@ def _run_shard(job: _Job, shard: Shard, progress: bool = False) -> dict:
         rid = export.columns[spec.record_id]
         total_rows += len(export)
         for group, ids in export.person_ids.items():
-            mentions.append(pd.DataFrame({"registry": spec.code, "record_id": rid, "group": group,
-                                          "person_id": ids if shard.single else global_person(ids, shard)}))
+            mentions.append(_frame(len(rid), {"registry": spec.code, "record_id": rid, "group": group,
+                                              "person_id": ids if shard.single else global_person(ids, shard)}))
         if export.animal_ids is not None:
-            animal_records.append(pd.DataFrame({"registry": spec.code, "record_id": rid, "animal_id":
-                                                export.animal_ids if shard.single else shard.serial(export.animal_ids)}))
+            animal_records.append(_frame(len(rid), {"registry": spec.code, "record_id": rid, "animal_id":
+                                                    export.animal_ids if shard.single else shard.serial(export.animal_ids)}))
         for kind, rows, column, detail in export.defects:
             if len(rows):
-                defects.append(pd.DataFrame({"kind": kind, "registry": spec.code, "record_id": rid[rows],
-                                             "column": column, "detail": detail}))
+                defects.append(_frame(len(rows), {"kind": kind, "registry": spec.code, "record_id": rid[rows],
+                                                  "column": column, "detail": detail}))
         if stale:
             defects.append(pd.DataFrame({"kind": ["stale_extract"], "registry": [spec.code], "record_id": [None],
                                          "column": [None], "detail": [extracted.isoformat()]}))
@@ -326,6 +327,19 @@ def _write_manifest(spec, lake: Lake, parts: list[dict]) -> None:
     folder = lake.landing_dir(spec.code)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _frame(n: int, columns: dict) -> pd.DataFrame:
+    """A truth frame with text as object columns from the start (pandas would infer Arrow
+    strings, which ``_concat`` turns back into objects)."""
+    out = {}
+    for k, v in columns.items():
+        if isinstance(v, np.ndarray) and v.dtype.kind in "iuf":
+            out[k] = v
+        else:
+            arr = np.full(n, v, dtype=object) if v is None or isinstance(v, str) else np.asarray(v, dtype=object)
+            out[k] = pd.Series(arr, dtype=object, copy=False)
+    return pd.DataFrame(out)
 
 
 def _concat(frames: list[pd.DataFrame], schema: dict[str, str]) -> pd.DataFrame:

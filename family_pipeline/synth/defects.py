@@ -149,7 +149,7 @@ class DefectInjector:
         for kind, fn in (("letter_folding", _fold), ("name_typo", self._typo), ("name_translit", transliterate)):
             for col in names:
                 values = export.columns[col]
-                rows = self.pick(export, kind, pd.notna(pd.Series(values)).to_numpy())
+                rows = self.pick(export, kind, _present(values))
                 if kind == "letter_folding":
                     changed = [r for r in rows if values[r].translate(FOLD_TABLE) != values[r]]
                     rows = np.asarray(changed, dtype=np.int64)
@@ -192,7 +192,7 @@ class DefectInjector:
     # ------------------------------------------------------------------ identifiers
     def _iins(self, export: Export, group: str, col: str) -> None:
         values = export.columns[col]
-        present = pd.notna(pd.Series(values)).to_numpy()
+        present = _present(values)
         required = export.spec.column(col).required
         taken = np.zeros(len(values), bool)
 
@@ -240,7 +240,7 @@ class DefectInjector:
     # ------------------------------------------------------------------ values
     def _wrong_region(self, export: Export, col: str) -> None:
         values = export.columns[col]
-        rows = self.pick(export, "wrong_region", pd.notna(pd.Series(values)).to_numpy())
+        rows = self.pick(export, "wrong_region", _present(values))
         regions = np.array(sorted(set(self.entities["settlements"].region)), dtype=object)
         shift = self.rng.integers(1, len(regions), len(rows))
         pos = np.searchsorted(regions, values[rows].astype(str))
@@ -249,7 +249,7 @@ class DefectInjector:
 
     def _out_of_range(self, export: Export, col) -> None:
         values = export.columns[col.name]
-        rows = self.pick(export, "out_of_range", pd.notna(pd.Series(values)).to_numpy())
+        rows = self.pick(export, "out_of_range", _present(values))
         if col.max is not None:
             bad = col.max * 10 + 7
         else:
@@ -353,3 +353,9 @@ def _wrong_but_valid(iin: str, step: int) -> str | None:
         return None
     d[10] = (d[10] + step) % 10
     return "".join(map(str, d))
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """Which values are there (not None/NaN/NaT), without a pandas Series (whose string
+    inference would copy every value to Arrow)."""
+    return np.asarray(pd.notna(np.asarray(values)), dtype=bool)
