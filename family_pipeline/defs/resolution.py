@@ -13,11 +13,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
+from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
     folding_registries,
@@ -92,7 +92,8 @@ def person_mentions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
 def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, lake: LakeResource):
     store = lake.lake()
     t0 = time.perf_counter()
-    mentions = store.read(GROUP, "person_mentions")
+    # each column is read while it is encoded: the whole table of text never sits in memory
+    mentions = ParquetColumns(store.table(GROUP, "person_mentions"))
     model_path = store.root / "lake" / GROUP / "person_model.json"
     model = None
     if config.reuse_model and model_path.exists():
@@ -100,10 +101,16 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
                   model=model, review_band=(config.review_low, config.review_high))
     pid = person_ids(mentions, result.cluster)
+    # every table is written as soon as it is made, so only one is in memory at a time
+    paths = {}
     persons = golden_records(mentions, pid, folding_registries(catalog()))
-    xref = pa.table({**{k: _text(mentions.column(k)) for k in ("registry", "record_id", "group")},
-                     "person_id": pid, "signature": result.signature,
-                     "match_probability": np.round(result.probability, 6)})
+    counts = {"mentions": len(mentions), "persons": len(persons), "alive": int(persons.alive.sum())}
+    paths[PERSONS] = store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False))
+    del persons
+    keys = mentions.read(["registry", "record_id", "group"])
+    paths[XREF] = store.write(GROUP, "person_xref", pa.table({
+        **{k: _text(keys.column(k)) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
+        "match_probability": np.round(result.probability, 6)}))
     pairs = result.pairs
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
@@ -112,29 +119,25 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     for side in ("a", "b"):
         rows = pa.array(review[f"row_{side}"].to_numpy())
         for k in ("registry", "record_id", "group"):
-            review_columns[f"{k}_{side}"] = _text(mentions.column(k).take(rows))  # only the rows under review
+            review_columns[f"{k}_{side}"] = _text(keys.column(k).take(rows))  # only the rows under review
         review_columns[f"person_id_{side}"] = pid[review[f"row_{side}"].to_numpy()]
+    paths[REVIEW] = store.write(GROUP, "person_review_pairs", pa.table(review_columns))
+    counts.update({"review": len(review), "pairs": len(pairs), "band": int(band.sum())})
+    del keys, review, review_columns, band, pid
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(result.model.to_dict(), indent=1, sort_keys=True) + "\n")
     candidates = pa.table({c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
-    paths = {
-        PERSONS: store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False)),
-        XREF: store.write(GROUP, "person_xref", xref),
-        REVIEW: store.write(GROUP, "person_review_pairs", pa.table(review_columns)),
-        CANDIDATES: store.write(GROUP, "person_candidate_pairs", candidates),
-    }
+    paths[CANDIDATES] = store.write(GROUP, "person_candidate_pairs", candidates)
     seconds = round(time.perf_counter() - t0, 2)
     stats, model_fit = result.stats, result.model
-    counts = {"mentions": mentions.num_rows, "persons": len(persons), "alive": int(persons.alive.sum()),
-              "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
-    del mentions, persons, review, review_columns, result, pairs, band, pid  # the evaluation needs only xref and the pairs
+    del mentions, result, pairs
     accuracy = {}
     if store.truth("mentions").exists():
         from family_pipeline.evaluation.resolution import linkage_accuracy
 
-        truth = pq.read_table(store.truth("mentions"), columns=["registry", "record_id", "group", "person_id"])
-        accuracy = linkage_accuracy(xref, truth, candidates.select(["signature_a", "signature_b"]))
-        del truth
+        # the crosswalk as written and the truth, one key column in memory at a time
+        accuracy = linkage_accuracy(ParquetColumns(paths[XREF]), ParquetColumns(store.truth("mentions")),
+                                    candidates.select(["signature_a", "signature_b"]))
     context.log.info(f"{counts['mentions']} mentions → {counts['persons']} persons in {seconds}s; "
                      f"{stats['candidate_pairs']} candidate pairs, {counts['band']} for review")
     persons_meta = {
@@ -160,7 +163,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
             "truth_accuracy": dg.MetadataValue.json(accuracy),
         })
     yield dg.MaterializeResult(asset_key=PERSONS, metadata=persons_meta)
-    yield dg.MaterializeResult(asset_key=XREF, metadata={"dagster/row_count": len(xref),
+    yield dg.MaterializeResult(asset_key=XREF, metadata={"dagster/row_count": counts["mentions"],
                                                          "table": dg.MetadataValue.path(str(paths[XREF]))})
     yield dg.MaterializeResult(asset_key=REVIEW, metadata={"dagster/row_count": counts["review"],
                                                            "table": dg.MetadataValue.path(str(paths[REVIEW]))})

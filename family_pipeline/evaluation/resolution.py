@@ -24,12 +24,14 @@ from family_pipeline.lib.lake import Lake
 __all__ = ["golden_to_truth", "linkage_accuracy", "resolution_section", "true_ids", "true_person_of"]
 
 KEYS = ["registry", "record_id", "group"]
+#: a DataFrame, an Arrow table, or anything with ``column(name)``, ``column_names`` and a length
+#: (a ``ParquetColumns``: one key column in memory at a time)
 Frame = pd.DataFrame | pa.Table
 
 
 def _column(frame: Frame, name: str) -> pa.Array:
     """One column as a single Arrow array of text (large strings, so both sides share a type)."""
-    col = frame.column(name) if isinstance(frame, pa.Table) else pa.array(frame[name], from_pandas=True)
+    col = pa.array(frame[name], from_pandas=True) if isinstance(frame, pd.DataFrame) else frame.column(name)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     return col.cast(pa.large_string())
@@ -43,7 +45,7 @@ def _shared_codes(left: pa.Array, right: pa.Array) -> tuple[np.ndarray, np.ndarr
 
 
 def _ints(frame: Frame, name: str) -> np.ndarray:
-    col = frame.column(name) if isinstance(frame, pa.Table) else frame[name]
+    col = frame[name] if isinstance(frame, pd.DataFrame) else frame.column(name)
     if isinstance(col, (pa.ChunkedArray, pa.Array)):
         return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return np.asarray(col, np.int64)
@@ -52,8 +54,8 @@ def _ints(frame: Frame, name: str) -> np.ndarray:
 def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
     """The true person id of each crosswalk row (matched on registry, record id and group), -1
     where the truth does not know the mention or it names no real person."""
-    n = len(xref) if isinstance(xref, pd.DataFrame) else xref.num_rows
-    if n == 0 or (len(truth) if isinstance(truth, pd.DataFrame) else truth.num_rows) == 0:
+    n = len(xref)
+    if n == 0 or len(truth) == 0:
         return np.full(n, -1, np.int64)
     left_key = right_key = None
     for name in KEYS:  # one packed int64 key per row: each part's code over both tables
@@ -151,7 +153,7 @@ def linkage_accuracy(xref: Frame, truth: Frame, candidates: Frame | None = None)
             "predicted_merging_persons": int((trues_per_pred > 1).sum()),
         },
     }
-    columns = xref.column_names if isinstance(xref, pa.Table) else list(xref.columns)
+    columns = list(xref.columns) if isinstance(xref, pd.DataFrame) else list(xref.column_names)
     if candidates is not None and "signature" in columns:
         out["blocking"] = _blocking_completeness(_ints(xref, "signature")[keep], t,
                                                  _ints(candidates, "signature_a"), _ints(candidates, "signature_b"))

@@ -32,6 +32,8 @@ def folding_registries(catalog) -> frozenset[str]:
     return frozenset(r.code for r in catalog.registries if r.source.encoding == "cp1251")
 
 
+#: a DataFrame, an Arrow table or anything with ``column(name)`` and ``column_names`` (a
+#: ``ParquetColumns``: each column read when its field is voted on)
 Mentions = pd.DataFrame | pa.Table
 
 
@@ -50,11 +52,11 @@ def _arrow(column: pd.Series | pa.ChunkedArray | pa.Array) -> pa.Array | pa.Chun
 
 
 def _column(mentions: Mentions, name: str) -> pd.Series | pa.ChunkedArray:
-    return mentions.column(name) if isinstance(mentions, pa.Table) else mentions[name]
+    return mentions[name] if isinstance(mentions, pd.DataFrame) else mentions.column(name)
 
 
 def _columns(mentions: Mentions) -> list[str]:
-    return mentions.column_names if isinstance(mentions, pa.Table) else list(mentions.columns)
+    return list(mentions.columns) if isinstance(mentions, pd.DataFrame) else list(mentions.column_names)
 
 
 def _text_at(column: pd.Series | pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:

@@ -66,6 +66,8 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
+#: a DataFrame, an Arrow table, or anything with ``column(name)``, ``column_names`` and a length
+#: (a ``ParquetColumns``: each column read only while it is encoded)
 Records = pd.DataFrame | pa.Table
 
 
@@ -134,16 +136,16 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown mapping key(s) {sorted(unknown)}; expected some of {COLUMNS}")
-    names_in = records.column_names if isinstance(records, pa.Table) else records.columns
+    names_in = records.columns if isinstance(records, pd.DataFrame) else records.column_names
     missing = [c for c in columns.values() if c not in names_in]
     if missing:
         raise KeyError(f"columns {missing} are not in the records")
-    n = len(records) if isinstance(records, pd.DataFrame) else records.num_rows
+    n = len(records)
     absent = np.full(n, -1, np.int64)
     empty = np.array([], dtype=object)
 
     def column(name: str) -> pd.Series | pa.ChunkedArray:
-        return records.column(columns[name]) if isinstance(records, pa.Table) else records[columns[name]]
+        return records[columns[name]] if isinstance(records, pd.DataFrame) else records.column(columns[name])
 
     def table(name: str, how) -> tuple[np.ndarray, np.ndarray]:
         return _key_table(column(name), how) if name in columns else (absent, empty)
