@@ -24,7 +24,7 @@ from family_pipeline.resolution.golden import (
     golden_records,
     person_ids,
 )
-from family_pipeline.resolution.mentions import person_mentions as build_mentions
+from family_pipeline.resolution.mentions import write_person_mentions
 
 GROUP = "resolution"
 MENTIONS = dg.AssetKey([GROUP, "person_mentions"])
@@ -64,11 +64,13 @@ class LinkageConfig(dg.Config):
                 "IIN as given, name parts, birth date, sex, region, address).",
 )
 def person_mentions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    table, per_registry = build_mentions(lake.lake(), catalog())
-    path = lake.lake().write(GROUP, "person_mentions", table)
-    context.log.info(f"{table.num_rows} mentions from {len(per_registry)} registries")
+    store = lake.lake()
+    path = store.table(GROUP, "person_mentions")
+    per_registry = write_person_mentions(store, catalog(), path)  # registry by registry, never all at once
+    rows = sum(per_registry.values())
+    context.log.info(f"{rows} mentions from {len(per_registry)} registries")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+        "dagster/row_count": rows,
         "registries": len(per_registry),
         "mentions_by_registry": dg.MetadataValue.json(per_registry),
         "table": dg.MetadataValue.path(str(path)),

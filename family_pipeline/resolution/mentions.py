@@ -7,6 +7,9 @@ one mention per row where any of its identifying parts is present.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -14,7 +17,7 @@ import pyarrow.parquet as pq
 from family_pipeline.catalog import Catalog, RegistrySpec
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["MENTION_SCHEMA", "registry_mentions", "person_mentions"]
+__all__ = ["MENTION_SCHEMA", "registry_mentions", "person_mentions", "write_person_mentions"]
 
 MENTION_SCHEMA = pa.schema([
     ("registry", pa.string()),
@@ -81,17 +84,37 @@ def _columns_read(spec: RegistrySpec, path) -> list[str]:
     return [c for c in names if c in wanted]
 
 
-def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None = None) -> tuple[pa.Table, dict]:
-    """All mentions of the registries that have been ingested; and mentions per registry."""
-    tables, counts = [], {}
+def _each_registry(lake: Lake, catalog: Catalog, registries: list[str] | None):
+    """(registry code, its mentions) for every ingested registry, in catalog order."""
     for spec in catalog.registries:
         if not spec.person_groups or (registries is not None and spec.code not in registries):
             continue
         path = lake.table("registries", spec.code)
         if not path.exists():
             continue
-        t = registry_mentions(spec, lake.read("registries", spec.code, columns=_columns_read(spec, path)))
-        counts[spec.code] = t.num_rows
+        yield spec.code, registry_mentions(spec, lake.read("registries", spec.code, columns=_columns_read(spec, path)))
+
+
+def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None = None) -> tuple[pa.Table, dict]:
+    """All mentions of the registries that have been ingested; and mentions per registry."""
+    tables, counts = [], {}
+    for code, t in _each_registry(lake, catalog, registries):
+        counts[code] = t.num_rows
         tables.append(t)
     table = pa.concat_tables(tables) if tables else MENTION_SCHEMA.empty_table()
     return table, counts
+
+
+def write_person_mentions(lake: Lake, catalog: Catalog, path: Path, registries: list[str] | None = None) -> dict:
+    """``person_mentions`` streamed to a Parquet file registry by registry (the same rows in the
+    same order), so only one registry's mentions are in memory; mentions per registry. Written
+    to a temporary file and renamed, like every lake table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    counts = {}
+    with pq.ParquetWriter(tmp, MENTION_SCHEMA, compression="zstd") as writer:
+        for code, t in _each_registry(lake, catalog, registries):
+            counts[code] = t.num_rows
+            writer.write_table(t, row_group_size=1 << 20)
+    os.replace(tmp, path)
+    return counts
