@@ -104,7 +104,7 @@ def family_features(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     fam = _Families(members, families)
     F: dict[str, np.ndarray] = {}
     on = pd.Timestamp(as_of)
-    crosswalk = Crosswalk.load(store)
+    crosswalk = Crosswalk.shared(store)
 
     def rows_of(registry: str, columns: list[str], group: str = "subject") -> pd.DataFrame:
         frame = person_rows(store, registry, columns, group, crosswalk=crosswalk)

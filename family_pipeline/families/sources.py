@@ -55,12 +55,13 @@ def _codes(column) -> tuple[np.ndarray, list]:
 class Crosswalk:
     """``resolution/person_xref`` cut by (registry, reference group).
 
-    Up to ``IN_MEMORY_ROWS`` rows the file is read once, column-pruned and ordered by registry
-    and group (a stable sort on integer codes), so every slice is a zero-copy range instead of a
-    scan of the file, and a registry's rows find their person with one hash lookup
-    (``person_ids``). A larger crosswalk (a national one holds some 270M references) is read
-    slice by slice with a filter on the registry: the file is written registry after registry,
-    so row-group statistics let the reader skip everything else.
+    Up to ``IN_MEMORY_ROWS`` rows the file is read once, column-pruned; the rows of one
+    (registry, group) follow each other in the file (else they are brought together by a stable
+    sort on integer codes), so every slice is a zero-copy range instead of a scan of the file,
+    and a registry's rows find their person with one hash lookup (``person_ids``). A larger
+    crosswalk (a national one holds some 270M references) is read slice by slice with a filter
+    on the registry: the file is written registry after registry, so row-group statistics let
+    the reader skip everything else.
 
     ``shared`` keeps the crosswalk of one lake per process (reloaded when the file changes), so
     the assets of a run read the file once instead of once per registry.
@@ -81,15 +82,22 @@ class Crosswalk:
             table = table.filter(valid)
         reg, reg_values = _codes(table.column("registry"))
         grp, grp_values = _codes(table.column("group"))
-        codes = reg * max(len(grp_values), 1) + grp
-        order = np.argsort(codes, kind="stable")
-        codes = codes[order]
-        keys, starts = np.unique(codes, return_index=True)
-        ends = np.append(starts[1:], len(codes)).astype(np.int64)
         width = max(len(grp_values), 1)
+        codes = reg * width + grp
+        del reg, grp
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, np.int64)
+        part = table.select(["record_id", "person_id"])
+        if len(np.unique(codes[starts])) != len(starts):
+            # a (registry, group) in several runs: bring each together (stable, file order kept)
+            order = np.argsort(codes, kind="stable")
+            codes = codes[order]
+            part = part.take(pa.array(order))
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        # the crosswalk is written registry after registry: each slice is one run of rows
+        ends = np.append(starts[1:], len(codes)).astype(np.int64)
         self._ranges = {(reg_values[k // width], grp_values[k % width]): (int(s), int(e))
-                        for k, s, e in zip(keys.tolist(), starts.tolist(), ends.tolist())}
-        part = table.select(["record_id", "person_id"]).take(pa.array(order))
+                        for k, s, e in zip(codes[starts].tolist(), starts.tolist(), ends.tolist())}
+        del codes
         self._table = pa.table({"record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
                                 "person_id": part.column("person_id").combine_chunks()})
 
@@ -139,6 +147,18 @@ class Crosswalk:
         if self._table is None:
             self._dedup[(registry, group)] = part
         return part
+
+    def persons_of(self, registries) -> np.ndarray:
+        """Sorted distinct persons any reference of ``registries`` names (every group)."""
+        if self._table is None:
+            part = pq.read_table(self._path, columns=["person_id"], filters=[("registry", "in", list(registries))])
+            return pc.unique(part.column("person_id")).to_numpy()
+        chunks = [self._table.column("person_id").slice(start, end - start)
+                  for (registry, _), (start, end) in self._ranges.items() if registry in set(registries)]
+        if not chunks:
+            return np.empty(0, np.int64)
+        ids = np.concatenate([c.to_numpy() for c in chunks]).astype(np.int64)
+        return np.unique(ids)
 
     def slice(self, registry: str, group: str) -> pd.DataFrame:
         frame = self._part(registry, group).to_pandas()
@@ -229,10 +249,8 @@ def _dates(s: pd.Series) -> pd.Series:
 def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInputs:
     golden = pq.read_table(store.table("resolution", "persons"),
                            columns=["person_id", "sex", "birth_date", "alive", "last_name", "region", "address"]).to_pandas()
-    xref = pq.read_table(store.table("resolution", "person_xref"), columns=["registry", "person_id"],
-                         filters=[("registry", "in", ["gbd_fl", "address_register"])])
-    resident_ids = pc.unique(xref.column("person_id")).to_numpy()
     cw = Crosswalk.load(store, list(FORMATION_REGISTRIES))
+    resident_ids = cw.persons_of(["gbd_fl", "address_register"])
     golden["resident"] = np.isin(golden.person_id.to_numpy(), resident_ids)
     golden["birth_date"] = _dates(golden.birth_date)
 
