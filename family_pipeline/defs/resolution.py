@@ -103,16 +103,12 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
                   model=model, review_band=(config.review_low, config.review_high))
     pid = person_ids(mentions, result.cluster)
-    # every table is written as soon as it is made, so only one is in memory at a time
-    paths = {}
-    persons = golden_records(mentions, pid, folding_registries(catalog()))
-    counts = {"mentions": len(mentions), "persons": len(persons), "alive": int(persons.alive.sum())}
-    paths[PERSONS] = store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False))
-    del persons
+    # every table is written as soon as it is made, the pairs (the largest) first, so little is
+    # in memory at once
     keys = mentions.read(["registry", "record_id", "group"])
-    paths[XREF] = store.write(GROUP, "person_xref", pa.table({
+    paths = {XREF: store.write(GROUP, "person_xref", pa.table({
         **{k: _text(keys.column(k)) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
-        "match_probability": np.round(result.probability, 6)}))
+        "match_probability": np.round(result.probability, 6)}))}
     pairs = result.pairs
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
@@ -124,22 +120,27 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
             review_columns[f"{k}_{side}"] = _text(keys.column(k).take(rows))  # only the rows under review
         review_columns[f"person_id_{side}"] = pid[review[f"row_{side}"].to_numpy()]
     paths[REVIEW] = store.write(GROUP, "person_review_pairs", pa.table(review_columns))
-    counts.update({"review": len(review), "pairs": len(pairs), "band": int(band.sum())})
-    del keys, review, review_columns, band, pid
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    model_path.write_text(json.dumps(result.model.to_dict(), indent=1, sort_keys=True) + "\n")
-    candidates = pa.table({c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
-    paths[CANDIDATES] = store.write(GROUP, "person_candidate_pairs", candidates)
-    seconds = round(time.perf_counter() - t0, 2)
+    counts = {"mentions": len(mentions), "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
+    del keys, review, review_columns, band, probability
+    paths[CANDIDATES] = store.write(GROUP, "person_candidate_pairs", pa.table(
+        {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")}))
+    del pairs
     stats, model_fit = result.stats, result.model
-    del mentions, result, pairs
+    del result  # the golden records need only the mentions and the person ids
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path.write_text(json.dumps(model_fit.to_dict(), indent=1, sort_keys=True) + "\n")
+    persons = golden_records(mentions, pid, folding_registries(catalog()))
+    counts.update({"persons": len(persons), "alive": int(persons.alive.sum())})
+    paths[PERSONS] = store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False))
+    del persons, pid, mentions
+    seconds = round(time.perf_counter() - t0, 2)
     accuracy = {}
     if store.truth("mentions").exists():
         from family_pipeline.evaluation.resolution import linkage_accuracy
 
-        # the crosswalk as written and the truth, one key column in memory at a time
+        # the tables as written and the truth, a few columns in memory at a time
         accuracy = linkage_accuracy(ParquetColumns(paths[XREF]), ParquetColumns(store.truth("mentions")),
-                                    candidates.select(["signature_a", "signature_b"]))
+                                    ParquetColumns(paths[CANDIDATES]))
     context.log.info(f"{counts['mentions']} mentions → {counts['persons']} persons in {seconds}s; "
                      f"{stats['candidate_pairs']} candidate pairs, {counts['band']} for review")
     persons_meta = {
