@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from family_pipeline.evaluation.person_truth import in_asset_truth, person_truth
 from family_pipeline.evaluation.resolution import true_person_of
+from family_pipeline.families.sets import isin, setdiff, unique
 from family_pipeline.lib.lake import Lake
 from family_pipeline.services.rules import HOUSING_REASONS
 
@@ -134,19 +135,19 @@ def benefit_accuracy(assignments: pd.DataFrame, truth_persons: pd.DataFrame, tru
     true_fam = family_of.reindex(person_map.reindex(assigned.person_id).to_numpy()).dropna().astype(np.int64)
     poor = truth_families.family_id[truth_families.income_pc < truth_families.poverty_line].to_numpy(np.int64)
     if excluded_families is not None:
-        poor = np.setdiff1d(poor, excluded_families)
-    predicted = np.unique(true_fam.to_numpy())
-    tp = int(np.isin(predicted, poor).sum())
+        poor = setdiff(poor, excluded_families)
+    predicted = unique(true_fam.to_numpy())
+    tp = int(isin(predicted, poor).sum())
     out["asp"] = {"precision": round(tp / len(predicted), 5) if len(predicted) else 1.0,
                   "recall": round(tp / len(poor), 5) if len(poor) else 1.0,
                   "assigned_families": int(len(predicted)), "true_poor_families": int(len(poor))}
     births = truth_births[(pd.to_datetime(truth_births.birth_date) > as_of - pd.DateOffset(months=12))
                           & (pd.to_datetime(truth_births.birth_date) <= as_of)]
-    parents = np.unique(np.where(births.mother_id >= 0, births.mother_id, births.father_id))
+    parents = unique(np.where(births.mother_id >= 0, births.mother_id, births.father_id))
     parents = parents[parents >= 0]
     bp = assignments[(assignments.service == "birth_payment") & assignments.status.isin(["new", "continuing"])]
-    got = np.unique(person_map.reindex(bp.person_id).dropna().to_numpy(np.int64))
-    tp = int(np.isin(got, parents).sum())
+    got = unique(person_map.reindex(bp.person_id).dropna().to_numpy(np.int64))
+    tp = int(isin(got, parents).sum())
     out["birth_payment"] = {"precision": round(tp / len(got), 5) if len(got) else 1.0,
                             "recall": round(tp / len(parents), 5) if len(parents) else 1.0,
                             "assigned_parents": int(len(got)), "true_parents": int(len(parents))}

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from family_pipeline.families.sets import isin, unique
 from family_pipeline.lib.lake import Lake
 
 __all__ = [
@@ -158,7 +159,7 @@ class Crosswalk:
         if not chunks:
             return np.empty(0, np.int64)
         ids = np.concatenate([c.to_numpy() for c in chunks]).astype(np.int64)
-        return np.unique(ids)
+        return unique(ids)
 
     def slice(self, registry: str, group: str) -> pd.DataFrame:
         frame = self._part(registry, group).to_pandas()
@@ -251,7 +252,7 @@ def formation_inputs(store: Lake, as_of: dt.date | None = None) -> FormationInpu
                            columns=["person_id", "sex", "birth_date", "alive", "last_name", "region", "address"]).to_pandas()
     cw = Crosswalk.load(store, list(FORMATION_REGISTRIES))
     resident_ids = cw.persons_of(["gbd_fl", "address_register"])
-    golden["resident"] = np.isin(golden.person_id.to_numpy(), resident_ids)
+    golden["resident"] = isin(golden.person_id.to_numpy(), resident_ids)
     golden["birth_date"] = _dates(golden.birth_date)
 
     mar = person_rows(store, "zags_marriages", ["marriage_date", "divorce_date"], "husband", "husband_id", cw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from family_pipeline.families.sets import isin
 from family_pipeline.scoring.seeds import Criterion, PilotModel, PilotRule
 from family_pipeline.scoring.welfare import feature_values
 
@@ -67,7 +68,7 @@ def pilot_categories(frame: pd.DataFrame, model: PilotModel, version: str) -> pd
         if not len(take):
             continue
         category[take] = rule.category
-        cited = np.isin(codes, sorted(set(rule.all_of) | set(rule.any_of) | set(rule.of)))
+        cited = isin(codes, sorted(set(rule.all_of) | set(rule.any_of) | set(rule.of)))
         # the criteria of the rule that hold, as a bit mask; strings built once per distinct mask
         bits = (held[take] & cited) @ (np.int64(1) << np.arange(len(codes), dtype=np.int64))
         masks, inverse = np.unique(bits, return_inverse=True)

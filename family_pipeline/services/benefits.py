@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from family_pipeline.catalog.model import MoneyYear
+from family_pipeline.families.sets import isin, setdiff, union, unique
 from family_pipeline.services.jurors import age_in_years
 from family_pipeline.services.rules import BenefitRules, ServiceRule
 from family_pipeline.services.sources import lookup_ids
@@ -76,7 +77,7 @@ class Context:
         m = self.inputs.members
         recipients = [np.asarray(self.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
                       for c in rule.recipient_registries]
-        wanted = np.unique(np.concatenate([np.asarray(meeting, np.int64), *recipients]))
+        wanted = unique(np.concatenate([np.asarray(meeting, np.int64), *recipients]))
         m = m[m.person_id.isin(wanted)]
         return pd.DataFrame({"family_id": m.family_id.to_numpy(np.int64), "person_id": m.person_id.to_numpy(np.int64)})
 
@@ -154,7 +155,7 @@ def _students(ctx: Context, level: str) -> np.ndarray:
 def _membership(ctx: Context, rule: ServiceRule, ids: np.ndarray, yes: str, no: str,
                 amount: float | None = None) -> pd.DataFrame:
     out = ctx.person_universe(rule, ids)
-    out["meets"] = np.isin(out.person_id.to_numpy(), ids)
+    out["meets"] = isin(out.person_id.to_numpy(), ids)
     out["amount"] = np.where(out.meets, amount, np.nan) if amount is not None else np.nan
     out["detail"] = np.where(out.meets, yes, no)
     return out
@@ -169,7 +170,7 @@ def _college(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
 
 
 def _student_aid(ctx: Context, rule: ServiceRule) -> pd.DataFrame:
-    ids = np.union1d(_students(ctx, "university"), _students(ctx, "college"))
+    ids = union(_students(ctx, "university"), _students(ctx, "college"))
     return _membership(ctx, rule, ids, "full-time university or college student", "not a full-time student",
                        float(rule.parameters["amount_mrp"]) * ctx.money.mrp)
 
@@ -241,14 +242,14 @@ def _receiving(ctx: Context, rule: ServiceRule, universe: pd.DataFrame, claimed:
     dormitory's recipient, not the college's)."""
     if not rule.recipient_registries:
         return np.zeros(len(universe), bool)
-    ids = np.unique(np.concatenate([np.asarray(ctx.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
+    ids = unique(np.concatenate([np.asarray(ctx.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
                                     for c in rule.recipient_registries]))
-    ids = ids[~np.isin(ids, claimed)]
+    ids = ids[~isin(ids, claimed)]
     if rule.unit == "person":
-        return np.isin(universe.person_id.to_numpy(), ids)
+        return isin(universe.person_id.to_numpy(), ids)
     m = ctx.inputs.members.drop_duplicates("person_id")
     fam = lookup_ids(ids, m.person_id.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
-    return np.isin(universe.family_id.to_numpy(), fam[fam >= 0])
+    return isin(universe.family_id.to_numpy(), fam[fam >= 0])
 
 
 def _claims(ctx: Context, rules: BenefitRules, universes: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
@@ -264,16 +265,16 @@ def _claims(ctx: Context, rules: BenefitRules, universes: dict[str, pd.DataFrame
             u_other, u_self = universes[other.code], universes[rule.code]
             meets_other = u_other.person_id.to_numpy()[u_other.meets.to_numpy(bool)]
             meets_self = u_self.person_id.to_numpy()[u_self.meets.to_numpy(bool)]
-            claimed.append(np.setdiff1d(meets_other, meets_self))
-        out[rule.code] = np.unique(np.concatenate(claimed)) if claimed else np.empty(0, np.int64)
+            claimed.append(setdiff(meets_other, meets_self))
+        out[rule.code] = unique(np.concatenate(claimed)) if claimed else np.empty(0, np.int64)
     return out
 
 
 def _recipients_outside(ctx: Context, rule: ServiceRule) -> np.ndarray:
     """Recipients on a registry who are in no living family (dead, or never placed)."""
-    ids = np.unique(np.concatenate([np.asarray(ctx.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
+    ids = unique(np.concatenate([np.asarray(ctx.inputs.recipients.get(c, np.empty(0, np.int64)), np.int64)
                                     for c in rule.recipient_registries] or [np.empty(0, np.int64)]))
-    return ids[~np.isin(ids, ctx.inputs.members.person_id.to_numpy(np.int64))]
+    return ids[~isin(ids, ctx.inputs.members.person_id.to_numpy(np.int64))]
 
 
 def assign_benefits(inputs: BenefitInputs, rules: BenefitRules, money: MoneyYear, as_of: dt.date) -> pd.DataFrame:
@@ -293,10 +294,10 @@ def assign_benefits(inputs: BenefitInputs, rules: BenefitRules, money: MoneyYear
     for rule in rules.services:
         u = universes[rule.code]
         cat = category.reindex(u.family_id.to_numpy()).to_numpy(dtype=float)
-        excluded = np.isin(cat, rules.excluded_pilot_categories)
-        gated = np.isnan(cat) | (np.isin(cat, rule.category_gate) if rule.category_gate else True)
+        excluded = isin(cat, rules.excluded_pilot_categories)
+        gated = np.isnan(cat) | (isin(cat, rule.category_gate) if rule.category_gate else True)
         allowed = ~excluded & gated
-        verified = (np.isin(u.person_id.to_numpy(), inputs.registered) if inputs.registered is not None
+        verified = (isin(u.person_id.to_numpy(), inputs.registered) if inputs.registered is not None
                     else np.ones(len(u), bool))
         eligible = u.meets.to_numpy(bool) & allowed & verified
         receiving = _receiving(ctx, rule, u, claims[rule.code])
@@ -363,15 +364,15 @@ def benefit_inputs_from_lake(lake, rules: BenefitRules, families: pd.DataFrame |
         births[f"{parent}_id"] = lookup_ids(births.record_id.to_numpy(dtype=object), rows.record_id.to_numpy(dtype=object),
                                             rows.person_id.to_numpy(np.int64))
     codes = sorted({c for s in rules.services for c in s.recipient_registries})
-    recipients = {c: np.unique(registry_persons(lake, c, []).person_id.to_numpy(np.int64)) for c in codes}
+    recipients = {c: unique(registry_persons(lake, c, []).person_id.to_numpy(np.int64)) for c in codes}
     return BenefitInputs(
         families=families, scores=scores,
         members=members if members is not None else pd.DataFrame({"person_id": [], "family_id": [], "role": []}),
         persons=golden_persons(lake),
         median_income={r.iso: float(r.median_income) for r in catalog().regions},
         students=students[["person_id", "level", "full_time"]],
-        pupils=np.unique(registry_persons(lake, "nobd_schools", []).person_id.to_numpy(np.int64)),
+        pupils=unique(registry_persons(lake, "nobd_schools", []).person_id.to_numpy(np.int64)),
         disabled=registry_persons(lake, "cbdi_disability", ["disability_group"])[["person_id", "disability_group"]],
         births=births[["child_birth_date", "mother_id", "father_id"]],
         recipients=recipients,
-        registered=np.unique(registry_persons(lake, "gbd_fl", []).person_id.to_numpy(np.int64)))
+        registered=unique(registry_persons(lake, "gbd_fl", []).person_id.to_numpy(np.int64)))

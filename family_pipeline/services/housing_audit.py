@@ -26,6 +26,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from family_pipeline.families.sets import isin, unique
 from family_pipeline.services.rules import HOUSING_REASONS, HousingRules
 from family_pipeline.services.sources import as_days, lookup_ids, years_before
 
@@ -62,7 +63,7 @@ def residential_owners(real_estate: pd.DataFrame, sales: pd.DataFrame | None, ru
         deal = as_days(sales.deal_date)
         sold = sales.kind.isin(kinds).to_numpy() & ~np.isnat(deal) & (deal >= start) & (deal <= end)
         owners.append(sales.person_id.to_numpy()[sold])
-    return np.unique(np.concatenate(owners).astype(np.int64))
+    return unique(np.concatenate(owners).astype(np.int64))
 
 
 def queue_entries(records: pd.DataFrame, residence: pd.Series | None = None,
@@ -97,7 +98,7 @@ def queue_entries(records: pd.DataFrame, residence: pd.Series | None = None,
                   .groupby("person_id", sort=True)
                   .agg(records=("record_id", "size"), queue_date=("queue_date", "min")))
     per_person["mask"] = mask.reindex(per_person.index).to_numpy(np.int64)
-    masks = np.unique(per_person["mask"].to_numpy())
+    masks = unique(per_person["mask"].to_numpy())
     names = {int(m): ";".join(c for k, c in enumerate(codes) if int(m) >> k & 1) for m in masks}
     per_person["registries"] = per_person["mask"].map(names)
     per_person = per_person.drop(columns="mask")
@@ -124,8 +125,8 @@ def person_facts(persons: pd.DataFrame, address: pd.DataFrame, population: pd.Da
     cit = population.dropna(subset=["citizenship"]).drop_duplicates("person_id").set_index("person_id").citizenship
     citizenship = cit.reindex(facts.index).fillna("KZ").to_numpy(dtype=object)
     ids = facts.index.to_numpy()
-    citizenship = np.where(np.isin(ids, foreigner_ids) & (citizenship == "KZ"), "foreign", citizenship)
-    citizenship = np.where(np.isin(ids, kandas_ids), "kandas", citizenship)
+    citizenship = np.where(isin(ids, foreigner_ids) & (citizenship == "KZ"), "foreign", citizenship)
+    citizenship = np.where(isin(ids, kandas_ids), "kandas", citizenship)
     facts["citizenship"] = citizenship
     death = facts.death_date.to_numpy().astype("datetime64[D]")
     facts["alive"] = np.isnat(death) | (death > np.datetime64(as_of, "D"))
@@ -134,14 +135,14 @@ def person_facts(persons: pd.DataFrame, address: pd.DataFrame, population: pd.Da
 
 def _family_owned(person_ids: np.ndarray, members: pd.DataFrame | None, owners: np.ndarray) -> np.ndarray:
     """True where the person, or anyone of the person's family, is among ``owners``."""
-    owned = np.isin(person_ids, owners)
+    owned = isin(person_ids, owners)
     if members is None or not len(members):
         return owned
     m = members.drop_duplicates("person_id")
     index, families = m.person_id.to_numpy(np.int64), m.family_id.to_numpy(np.int64)
-    owning_families = np.unique(lookup_ids(owners, index, families))
+    owning_families = unique(lookup_ids(owners, index, families))
     fam = lookup_ids(person_ids, index, families)
-    return owned | ((fam >= 0) & np.isin(fam, owning_families[owning_families >= 0]))
+    return owned | ((fam >= 0) & isin(fam, owning_families[owning_families >= 0]))
 
 
 def _failing(facts: pd.DataFrame, person_ids: np.ndarray, regions: np.ndarray, owned: np.ndarray,
@@ -157,9 +158,9 @@ def _failing(facts: pd.DataFrame, person_ids: np.ndarray, regions: np.ndarray, o
         "owned_housing": owned,
         "other_region": known & f.region.notna().to_numpy() & (f.region.to_numpy(dtype=object) != regions),
         "no_registration": known & alive & (f.registration.to_numpy(dtype=object) == "none"),
-        "registered_too_briefly": (np.isin(regions, list(rules.registration.long_registration_regions))
+        "registered_too_briefly": (isin(regions, list(rules.registration.long_registration_regions))
                                    & ~np.isnat(since) & (since > cutoff)),
-        "not_citizen": ~np.isin(f.citizenship.to_numpy(dtype=object), list(rules.citizenship.eligible)) & known,
+        "not_citizen": ~isin(f.citizenship.to_numpy(dtype=object), list(rules.citizenship.eligible)) & known,
         "dead": ~alive,
     }
 
@@ -212,11 +213,11 @@ def eligible_outside_queue(facts: pd.DataFrame, members: pd.DataFrame | None, ow
         role = m.role.reindex(ids).to_numpy(dtype=object)
         fam = lookup_ids(ids, m.index.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
         queued_fams = lookup_ids(queued_ids, m.index.to_numpy(np.int64), m.family_id.to_numpy(np.int64))
-        in_queue = np.isin(fam, queued_fams[queued_fams >= 0]) | np.isin(ids, queued_ids)
-        candidate = np.isin(role, list(crit.roles))
+        in_queue = isin(fam, queued_fams[queued_fams >= 0]) | isin(ids, queued_ids)
+        candidate = isin(role, list(crit.roles))
     else:
         fam = np.full(len(ids), -1, np.int64)
-        in_queue = np.isin(ids, queued_ids)
+        in_queue = isin(ids, queued_ids)
         candidate = np.ones(len(ids), bool)
     regions = alive.region.to_numpy(dtype=object)
     flags = _failing(alive, ids, regions, _family_owned(ids, members, owners), rules, as_of)

@@ -25,6 +25,7 @@ import hmac
 import numpy as np
 import pandas as pd
 
+from family_pipeline.families.sets import isin, unique
 from family_pipeline.lib.pseudonym import secret
 from family_pipeline.services.rules import JurorRules
 
@@ -82,19 +83,19 @@ def judge_persons(persons: pd.DataFrame, evidence: dict[str, np.ndarray], not_ci
         if name == "under_25":
             out[name] = (age >= 0) & (age < rules.minimum_age)
         elif name == "not_citizen":
-            out[name] = np.isin(ids, not_citizen_ids) | np.isin(ids, evidence.get(name, np.empty(0, np.int64)))
+            out[name] = isin(ids, not_citizen_ids) | isin(ids, evidence.get(name, np.empty(0, np.int64)))
         else:
-            out[name] = np.isin(ids, evidence.get(name, np.empty(0, np.int64)))
+            out[name] = isin(ids, evidence.get(name, np.empty(0, np.int64)))
     # unknown age or unproven citizenship: not listed either (a court cannot check eligibility)
     out["age_unknown"] = age < 0
-    out["citizenship_unverified"] = ~np.isin(ids, registered_ids) if registered_ids is not None else False
+    out["citizenship_unverified"] = ~isin(ids, registered_ids) if registered_ids is not None else False
     for name in rules.flags:
         if name == "over_65":
             out[name] = age > rules.flag_over_age
         elif name == "state_language":
             out[name] = pd.array([pd.NA] * len(out), dtype="boolean")
         else:
-            out[name] = np.isin(ids, evidence.get(name, np.empty(0, np.int64)))
+            out[name] = isin(ids, evidence.get(name, np.empty(0, np.int64)))
     reasons = list(rules.exclusions) + list(UNVERIFIABLE)
     text = np.full(len(out), "", dtype=object)
     for name in reasons:
@@ -163,12 +164,12 @@ def juror_evidence(lake, rules: JurorRules) -> dict:
             if code == "criminal_records":
                 rows = rows[~rows.expunged.fillna(False).astype(bool)]
             ids.append(rows.person_id.to_numpy(np.int64))
-        evidence[name] = np.unique(np.concatenate(ids)) if ids else np.empty(0, np.int64)
+        evidence[name] = unique(np.concatenate(ids)) if ids else np.empty(0, np.int64)
     population = registry_persons(lake, "gbd_fl", ["citizenship"])
     non_citizen = population.citizenship.notna() & ~population.citizenship.isin(list(rules.citizenship_eligible))
     Crosswalk.release()
     return {"evidence": evidence, "not_citizen_ids": population.person_id[non_citizen].to_numpy(np.int64),
-            "registered_ids": np.unique(population.person_id.to_numpy(np.int64))}
+            "registered_ids": unique(population.person_id.to_numpy(np.int64))}
 
 
 def judge_from_lake(lake, rules: JurorRules, as_of: dt.date, region: str | None = None) -> pd.DataFrame:
