@@ -145,8 +145,10 @@ def fold_for_cp1251(table: pa.Table) -> pa.Table:
     """cp1251 cannot hold Kazakh letters: legacy exporters write the Russian ones instead."""
     cols = []
     for col in table.columns:
-        for kz, ru in KAZAKH_TO_RUSSIAN.items():
-            col = pc.replace_substring(col, kz, ru)
+        # only text with a non-ASCII letter can hold a Kazakh one (dates, numbers, codes cannot)
+        if pc.any(pc.not_equal(pc.binary_length(col), pc.utf8_length(col))).as_py():
+            for kz, ru in KAZAKH_TO_RUSSIAN.items():
+                col = pc.replace_substring(col, kz, ru)
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 
