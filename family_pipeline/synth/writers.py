@@ -56,8 +56,10 @@ def format_column(col: ColumnSpec, values: np.ndarray, spec: RegistrySpec, catal
     """Canonical values -> the agency's strings (null stays null)."""
     src = spec.source
     if col.type == "date":
-        ts = pa.array(np.asarray(values, dtype="datetime64[D]").astype("datetime64[s]"), type=pa.timestamp("s"))
-        return pc.strftime(ts, format=src.date_format)
+        # dates repeat (birth dates, periods): format each distinct one once
+        days, at = np.unique(np.asarray(values, dtype="datetime64[D]"), return_inverse=True)
+        ts = pa.array(days.astype("datetime64[s]"), type=pa.timestamp("s"))
+        return pc.take(pc.strftime(ts, format=src.date_format), pa.array(at.reshape(-1)))
     if col.type == "int":
         num = pd.to_numeric(pd.Series(values), errors="coerce").round()
         return pc.cast(pa.array(num.astype("Int64"), type=pa.int64()), pa.string())
