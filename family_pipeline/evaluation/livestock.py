@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import catalog
@@ -27,6 +29,10 @@ def _pairs(*codes: np.ndarray) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
+def _codes(values) -> np.ndarray:
+    return np.asarray(pd.factorize(values)[0], np.int64)
+
+
 def _scores(tp: int, predicted: int, true: int) -> dict:
     precision = tp / predicted if predicted else 1.0
     recall = tp / true if true else 1.0
@@ -37,7 +43,7 @@ def _scores(tp: int, predicted: int, true: int) -> dict:
 
 def animal_linkage_accuracy(linked: pd.DataFrame) -> dict:
     """``linked``: animal_key and the true animal_id per record."""
-    pred, true = linked.animal_key.to_numpy(), linked.animal_id.to_numpy()
+    pred, true = _codes(linked.animal_key), _codes(linked.animal_id)  # integers group faster than text
     both, pp, tp = _pairs(pred, true), _pairs(pred), _pairs(true)
     out = _scores(both, pp, tp)
     per_true = linked.groupby("animal_id").animal_key.nunique()
@@ -54,13 +60,22 @@ def flag_accuracy(predicted_animals: np.ndarray, true_animals: np.ndarray) -> di
 
 
 def livestock_section(lake: Lake) -> dict:
+    from family_pipeline.evaluation.resolution import matching_rows
+
     records_path = lake.table("resolution", "animal_records")
     anomalies_path = lake.table("resolution", "livestock_anomalies")
     if not records_path.exists() or not anomalies_path.exists():
         return {"skipped": "livestock tables not materialized"}
-    linked = pq.read_table(records_path, columns=KEYS + ["animal_key"]).to_pandas()
-    truth = pq.read_table(lake.truth("animal_records")).to_pandas()
-    linked = linked.merge(truth, on=KEYS, how="inner")
+    records = pq.read_table(records_path, columns=KEYS + ["animal_key"])
+    truth = pq.read_table(lake.truth("animal_records"))
+    # records matched with their truth on integer codes of the keys (no string join)
+    row = matching_rows(records, truth, KEYS)
+    seen_rows = np.flatnonzero(row >= 0)
+    linked = pd.DataFrame({
+        "animal_key": records.column("animal_key").take(pa.array(seen_rows)).to_pandas(),
+        "animal_id": truth.column("animal_id").to_numpy()[row[seen_rows]],
+    })
+    del truth
     # the true animal a predicted animal stands for: the one most of its records belong to
     stands_for = (linked.groupby(["animal_key", "animal_id"]).size().reset_index(name="n")
                   .sort_values(["animal_key", "n", "animal_id"], ascending=[True, False, True])
@@ -68,10 +83,12 @@ def livestock_section(lake: Lake) -> dict:
     anomalies = pq.read_table(anomalies_path, columns=["animal_key", "kind", "reason"]).to_pandas()
     anomalies["animal_id"] = stands_for.reindex(anomalies.animal_key).to_numpy()
 
-    defects = pq.read_table(lake.truth("defects"), columns=["kind", "registry", "record_id"]).to_pandas()
+    defects = pq.read_table(lake.truth("defects"), columns=["kind", "registry", "record_id"])
     at_place = [s.code for s in catalog().registries if "settlement" in s.role_columns("animal")]
-    moved = defects[(defects.kind == "virtual_animal") & defects.registry.isin(at_place)]
-    true_virtual = linked.merge(moved[KEYS], on=KEYS).animal_id.unique()
+    moved = defects.filter(pc.and_(pc.equal(defects.column("kind"), "virtual_animal"),
+                                   pc.is_in(defects.column("registry"), pa.array(at_place, pa.string()))))
+    moved_seen = matching_rows(records.take(pa.array(seen_rows)), moved, KEYS) >= 0
+    true_virtual = np.unique(linked.animal_id.to_numpy()[moved_seen])
     animals = pq.read_table(lake.truth("animals"), columns=["animal_id", "phantom"]).to_pandas()
     seen = animals[animals.animal_id.isin(linked.animal_id)]
     true_phantom = seen.animal_id[seen.phantom].to_numpy()

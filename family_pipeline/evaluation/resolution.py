@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["golden_to_truth", "linkage_accuracy", "resolution_section", "true_ids", "true_person_of"]
+__all__ = ["golden_to_truth", "linkage_accuracy", "matching_rows", "resolution_section", "true_ids", "true_person_of"]
 
 KEYS = ["registry", "record_id", "group"]
 #: a DataFrame, an Arrow table, or anything with ``column(name)``, ``column_names`` and a length
@@ -51,15 +51,16 @@ def _ints(frame: Frame, name: str) -> np.ndarray:
     return np.asarray(col, np.int64)
 
 
-def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
-    """The true person id of each crosswalk row (matched on registry, record id and group), -1
-    where the truth does not know the mention or it names no real person."""
-    n = len(xref)
-    if n == 0 or len(truth) == 0:
+def matching_rows(left: Frame, right: Frame, keys: list[str] = KEYS) -> np.ndarray:
+    """For each row of ``left``, the row of ``right`` with the same ``keys`` (text columns), -1
+    where there is none (keys are unique in ``right``). One Arrow dictionary over both sides per
+    key column, one packed int64 key per row, one sort."""
+    n = len(left)
+    if n == 0 or len(right) == 0:
         return np.full(n, -1, np.int64)
     left_key = right_key = None
-    for name in KEYS:  # one packed int64 key per row: each part's code over both tables
-        a, b, size = _shared_codes(_column(xref, name), _column(truth, name))
+    for name in keys:
+        a, b, size = _shared_codes(_column(left, name), _column(right, name))
         if left_key is None:
             left_key, right_key = a, b
         else:
@@ -68,9 +69,16 @@ def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
     sorted_key = right_key[order]
     del right_key
     pos = np.minimum(np.searchsorted(sorted_key, left_key), len(sorted_key) - 1)
-    hit = sorted_key[pos] == left_key
-    truth_person = _ints(truth, "person_id")
-    out = np.where(hit, truth_person[order[pos]], -1)
+    return np.where(sorted_key[pos] == left_key, order[pos], -1)
+
+
+def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
+    """The true person id of each crosswalk row (matched on registry, record id and group), -1
+    where the truth does not know the mention or it names no real person."""
+    row = matching_rows(xref, truth)
+    if not (row >= 0).any():
+        return np.full(len(row), -1, np.int64)
+    out = np.where(row >= 0, _ints(truth, "person_id")[np.maximum(row, 0)], -1)
     return np.where(out >= 0, out, -1)
 
 
