@@ -10,6 +10,7 @@ import json
 import time
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -20,11 +21,11 @@ from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.families import (
     FEATURES_FILE,
     FormationRules,
-    family_features,
     feature_dictionary,
     form_families,
     formation_inputs,
 )
+from family_pipeline.families.features import family_feature_table
 from family_pipeline.families.sources import FORMATION_REGISTRIES
 
 GROUP = "families"
@@ -131,30 +132,36 @@ def family_features_asset(context: dg.AssetExecutionContext, lake: LakeResource)
     store = lake.lake()
     t0 = time.perf_counter()
     dictionary = feature_dictionary()
-    members = store.read(GROUP, "family_members").to_pandas()
-    families = store.read(GROUP, "families").to_pandas()
+    members = store.read(GROUP, "family_members", columns=["person_id", "family_id", "role"]).to_pandas()
+    families = store.read(GROUP, "families", columns=["family_id", "head_person_id", "family_type", "region",
+                                                      "settlement_type"]).to_pandas()
     persons = store.read("resolution", "persons", columns=["person_id", "sex", "birth_date"]).to_pandas()
     as_of = reference_date(store)
-    features = family_features(store, members, families, persons, dictionary, catalog(), as_of)
-    path = store.write(GROUP, "family_features", pa.Table.from_pandas(features, preserve_index=False))
+    features = family_feature_table(store, members, families, persons, dictionary, catalog(), as_of)
+    del members, families, persons
+    path = store.write(GROUP, "family_features", features)
     seconds = round(time.perf_counter() - t0, 2)
-    context.log.info(f"{features.shape[1]} parameters for {len(features)} families in {seconds}s")
+    context.log.info(f"{features.num_columns} parameters for {features.num_rows} families in {seconds}s")
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dtype, description=f"{f.meaning} [{f.unit}]")
                                      for f in dictionary.features])
+
+    def column(name: str) -> np.ndarray:
+        return features.column(name).to_numpy()
+
     summary = {
-        "families": len(features),
-        "income_pc_median": float(features.income_pc.median()) if len(features) else 0.0,
-        "receives_asp": int(features.receives_asp.sum()),
-        "large_families": int(features.large_family.sum()),
-        "single_parent_families": int(features.single_parent.sum()),
-        "with_livestock": int((features.livestock_heads > 0).sum()),
-        "with_land": int((features.land_plots > 0).sum()),
+        "families": features.num_rows,
+        "income_pc_median": float(pd.Series(column("income_pc")).median()) if features.num_rows else 0.0,
+        "receives_asp": int(column("receives_asp").sum()),
+        "large_families": int(column("large_family").sum()),
+        "single_parent_families": int(column("single_parent").sum()),
+        "with_livestock": int((column("livestock_heads") > 0).sum()),
+        "with_land": int((column("land_plots") > 0).sum()),
     }
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(features),
+        "dagster/row_count": features.num_rows,
         "dagster/column_schema": schema,
-        "columns": features.shape[1],
-        "parameters": features.shape[1] - 1,
+        "columns": features.num_columns,
+        "parameters": features.num_columns - 1,
         "dictionary": dg.MetadataValue.path(f"seeds/{FEATURES_FILE}"),
         "dictionary_version": dictionary.version,
         "as_of": as_of.isoformat(),

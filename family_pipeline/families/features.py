@@ -15,6 +15,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import Catalog
@@ -23,7 +24,7 @@ from family_pipeline.families.formation import age_years
 from family_pipeline.families.sources import Crosswalk, person_rows
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["BENEFIT_REGISTRIES", "PENSION_REGISTRIES", "family_features"]
+__all__ = ["BENEFIT_REGISTRIES", "PENSION_REGISTRIES", "family_feature_table", "family_features", "feature_columns"]
 
 PENSION_REGISTRIES = ("gcvp_pensions", "gcvp_disability_benefits", "gcvp_survivor_benefits")
 #: monthly benefits counted as income (besides pensions)
@@ -96,6 +97,38 @@ def _latest_month(frame: pd.DataFrame) -> pd.DataFrame:
 
 def family_features(store: Lake, members: pd.DataFrame, families: pd.DataFrame, persons: pd.DataFrame,
                     dictionary: FeatureDictionary, cat: Catalog, as_of: dt.date) -> pd.DataFrame:
+    """The features as a DataFrame (see ``feature_columns``)."""
+    F = feature_columns(store, members, families, persons, dictionary, cat, as_of)
+    out = pd.DataFrame({name: F[name] for name in dictionary.names})
+    return out.astype({name: ("object" if dtype == "str" else dtype) for name, dtype in dictionary.dtypes.items()})
+
+
+_ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+
+
+def family_feature_table(store: Lake, members: pd.DataFrame, families: pd.DataFrame, persons: pd.DataFrame,
+                         dictionary: FeatureDictionary, cat: Catalog, as_of: dt.date) -> pa.Table:
+    """The features as an Arrow table, built column by column while the computed columns are let
+    go (no DataFrame copy of the whole table: at national scale it is 6M families x 150 columns).
+    The same table, schema and pandas metadata as ``Table.from_pandas(family_features(...))``."""
+    F = feature_columns(store, members, families, persons, dictionary, cat, as_of)
+    dtypes = dictionary.dtypes
+    head = pd.DataFrame({name: np.asarray(F[name][:1000]) for name in dictionary.names}).astype(
+        {name: ("object" if dtype == "str" else dtype) for name, dtype in dtypes.items()})
+    metadata = pa.Table.from_pandas(head, preserve_index=False).schema.metadata
+    columns = {}
+    for name in dictionary.names:
+        values = np.asarray(F.pop(name))
+        if dtypes[name] == "str":
+            columns[name] = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+        else:
+            columns[name] = pa.array(values.astype(dtypes[name]), type=_ARROW_TYPES[dtypes[name]])
+        del values
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, persons: pd.DataFrame,
+                    dictionary: FeatureDictionary, cat: Catalog, as_of: dt.date) -> dict[str, np.ndarray]:
     """``members``: person_id, family_id, role; ``families``: family_id, family_type, region,
     settlement_type, head_person_id (sorted by family_id); ``persons``: golden person_id, sex,
     birth_date. Returns the dictionary's columns, in order, one row per family."""
@@ -413,5 +446,4 @@ def family_features(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     extra = [n for n in F if n not in dictionary.dtypes]
     if missing or extra:
         raise ValueError(f"family_features out of step with the dictionary: missing {missing}, undocumented {extra}")
-    out = pd.DataFrame({name: F[name] for name in dictionary.names})
-    return out.astype({name: ("object" if dtype == "str" else dtype) for name, dtype in dictionary.dtypes.items()})
+    return F
