@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.alphabet import FOLD_TABLE
@@ -120,7 +121,7 @@ class Reference:
     knows. Built once and shared by every registry's checks."""
 
     def __init__(self, persons: pd.DataFrame, register_iins: pd.Series, register: pd.DataFrame | None = None,
-                 xref: pa.Table | None = None):
+                 xref: pa.Table | str | None = None):
         self.persons = persons.set_index("person_id")
         self.golden = self.persons[["iin", "iin_disputed", "birth_date", "region", "mentions", *_PARTS]]
         self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
@@ -163,7 +164,9 @@ class Reference:
         keys = _name_birth_key(outside["last_name"], outside["first_name"], birth)
         self.outside_by_name = _unique_index(keys, outside["iin"].to_numpy(dtype=object),
                                              valid_iin_mask(outside["iin"].to_numpy(dtype=object)), birth)
-        self._xref = self._split(xref) if xref is not None else {}
+        #: a crosswalk too large to hold is read registry by registry from its file (a path)
+        self._xref_path = xref if isinstance(xref, str) else None
+        self._xref = self._split(xref) if isinstance(xref, pa.Table) else {}
         #: person -> the region their records agree on (see :func:`region_votes`); the golden
         #: record's until votes are counted
         self.region = self.golden["region"]
@@ -189,6 +192,11 @@ class Reference:
         return {str(names[codes[s]]): xref.slice(s, e - s) for s, e in zip(starts, ends)}
 
     def xref_of(self, code: str) -> pd.DataFrame:
+        if self._xref_path is not None:
+            # the crosswalk is written registry after registry: row-group statistics skip the rest
+            table = pq.read_table(self._xref_path, columns=["record_id", "group", "person_id"],
+                                  filters=[("registry", "=", code)], read_dictionary=["group"])
+            return table.to_pandas()
         table = self._xref.get(code)
         if table is None:
             return pd.DataFrame({"record_id": pd.Series([], dtype=object), "group": pd.Series([], dtype=object),

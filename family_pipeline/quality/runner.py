@@ -32,6 +32,11 @@ from family_pipeline.quality.cross import (
 __all__ = ["MissingInput", "animal_records", "reference", "run_cross_checks"]
 
 
+#: a crosswalk up to this many references is held in memory and cut by registry once; a larger
+#: one (a national crosswalk holds some 270M) is read registry by registry (see Reference.xref_of)
+XREF_IN_MEMORY_ROWS = 60_000_000
+
+
 class MissingInput(RuntimeError):
     """A table the checks need has not been materialized."""
 
@@ -43,8 +48,12 @@ def _reference(persons_path: str, persons_mtime: float, register_path: str, regi
                                                      "patronymic", "birth_date", "region", "death_date", "mentions"])
     register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "patronymic", "birth_date"])
                 if register_path else pd.DataFrame({"iin": pd.Series([], dtype=object)}))
-    xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"],
-                         read_dictionary=["registry", "group"]) if xref_path else None
+    xref = None
+    if xref_path and pq.ParquetFile(xref_path).metadata.num_rows > XREF_IN_MEMORY_ROWS:
+        xref = xref_path  # read registry by registry
+    elif xref_path:
+        xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"],
+                             read_dictionary=["registry", "group"])
     return Reference(persons, register["iin"], register if register_path else None, xref)
 
 
