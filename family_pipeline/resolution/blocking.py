@@ -93,8 +93,11 @@ def group_order(keys: np.ndarray) -> np.ndarray:
     top = int(keys.max())
     if top < 0 or keys.min() < 0 or _bits(top) + shift > 62:
         return np.argsort(keys, kind="stable")
-    packed = np.sort((keys << shift) | np.arange(n, dtype=np.int64))
-    return packed & ((1 << shift) - 1)
+    packed = keys << shift  # in place from here: national arrays, one temporary at a time
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << shift) - 1
+    return packed
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -130,7 +133,8 @@ def dense_codes(columns: list[np.ndarray]) -> np.ndarray:
             if _bits(width) + _bits(span) > room:
                 c = _first_appearance(c)
                 lo, span = 0, int(c.max()) + 1
-        code = code * span + (c - lo if lo else c)
+        code *= span
+        code += c - lo if lo else c
         width = width * span
     return _first_appearance(code)
 
@@ -148,7 +152,8 @@ def _first_appearance(keys: np.ndarray) -> np.ndarray:
         order = np.argsort(keys, kind="stable")
     sk = keys[order]
     start = np.r_[True, sk[1:] != sk[:-1]]
-    group = np.cumsum(start) - 1  # group number in key order
+    group = np.cumsum(start)
+    group -= 1  # group number in key order
     first_row = order[start]  # the first row of each group (stable sort: smallest index)
     rank = np.empty(len(first_row), np.int64)
     rank[group_order(first_row)] = np.arange(len(first_row))
