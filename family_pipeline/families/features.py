@@ -373,10 +373,15 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     heads = {s: np.zeros(fam.n, np.int64) for s in prm.livestock_units}
     if animals_path.exists():
         animals = pq.read_table(animals_path, columns=["registry", "record_id", "species", "animal_key"]).to_pandas()
-        owners = pd.concat([crosswalk.slice(r, "owner").assign(registry=r) for r in animals.registry.unique()],
-                           ignore_index=True)
-        animals = animals.merge(owners, on=["registry", "record_id"], how="inner")
-        animals = animals.assign(row=fam.rows(animals.person_id.fillna(-1).astype("int64")))
+        # each animal record's owner through the crosswalk (records without one are left out)
+        owner = np.full(len(animals), -1, dtype=np.int64)
+        registry = animals.registry.to_numpy(dtype=object)
+        for r in pd.unique(registry):
+            at = np.flatnonzero(registry == r)
+            owner[at] = crosswalk.person_ids(r, "owner", pa.array(animals.record_id.to_numpy(dtype=object)[at],
+                                                                  type=pa.large_string()))
+        animals = animals.assign(person_id=owner)[owner >= 0]
+        animals = animals.assign(row=fam.rows(animals.person_id.to_numpy()))
         animals = animals[animals.row >= 0]
         # an animal's species: the one most of its records give (ties: alphabetical)
         votes = animals.groupby(["animal_key", "species"], sort=False).size().rename("n").reset_index()

@@ -75,7 +75,7 @@ class Crosswalk:
         self._path = path
         self._ranges: dict[tuple[str, str], tuple[int, int]] = {}
         self._table = None
-        self._dedup: dict[tuple[str, str], pa.Table] = {}
+        self._last: tuple | None = None
         if table is None:
             return
         valid = pc.and_(pc.is_valid(table.column("registry")), pc.is_valid(table.column("group")))
@@ -128,32 +128,34 @@ class Crosswalk:
         """Forget the shared crosswalk (its memory goes back once nothing else holds it)."""
         cls._shared.clear()
 
-    def _part(self, registry: str, group: str) -> pa.Table:
-        """record_id, person_id of one slice, first reference of a record only."""
-        if (registry, group) in self._dedup:
-            return self._dedup[(registry, group)]
+    def _raw(self, registry: str, group: str) -> pa.Table:
+        """record_id, person_id of every reference of one (registry, group), in file order."""
         if self._table is not None:
             start, end = self._ranges.get((registry, group), (0, 0))
-            part = self._table.slice(start, end - start)
-        else:
+            return self._table.slice(start, end - start)
+        if self._last is None or self._last[0] != (registry, group):  # national: one slice held at a time
             part = pq.read_table(self._path, columns=["record_id", "person_id"],
                                  filters=[("registry", "=", registry), ("group", "=", group)])
-            part = pa.table({"record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
-                             "person_id": part.column("person_id").combine_chunks()})
+            self._last = ((registry, group), pa.table({
+                "record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
+                "person_id": part.column("person_id").combine_chunks()}))
+        return self._last[1]
+
+    def _part(self, registry: str, group: str) -> pa.Table:
+        """record_id, person_id of one slice, first reference of a record only."""
+        part = self._raw(registry, group)
         # keep the first reference of a record (as drop_duplicates would)
         first = pc.index_in(part.column("record_id"), value_set=part.column("record_id"))
         keep = pc.equal(first, pa.array(np.arange(len(part), dtype=np.int32)))
         if len(part) and not pc.all(keep).as_py():
             part = part.filter(keep)
-        if self._table is None:
-            self._dedup[(registry, group)] = part
         return part
 
     def persons_of(self, registries) -> np.ndarray:
         """Sorted distinct persons any reference of ``registries`` names (every group)."""
         if self._table is None:
             part = pq.read_table(self._path, columns=["person_id"], filters=[("registry", "in", list(registries))])
-            return pc.unique(part.column("person_id")).to_numpy()
+            return unique(part.column("person_id").to_numpy())
         chunks = [self._table.column("person_id").slice(start, end - start)
                   for (registry, _), (start, end) in self._ranges.items() if registry in set(registries)]
         if not chunks:
@@ -168,8 +170,9 @@ class Crosswalk:
 
     def person_ids(self, registry: str, group: str, record_ids) -> np.ndarray:
         """The person each record of ``registry`` names in ``group`` (int64, -1 when none)."""
-        part = self._part(registry, group)
+        part = self._raw(registry, group)
         keys = record_ids if isinstance(record_ids, (pa.Array, pa.ChunkedArray)) else pa.array(record_ids)
+        # index_in finds a record's first reference: the same person as a merge with the de-duplicated slice
         pos = pc.index_in(keys.cast(pa.large_string()), value_set=part.column("record_id"))
         person = pc.take(part.column("person_id"), pos)
         return pc.fill_null(person, -1).to_numpy(zero_copy_only=False).astype(np.int64)
