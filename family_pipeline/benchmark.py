@@ -1,11 +1,18 @@
-"""The whole pipeline, stage by stage, timed: wall time, peak memory and rows in and out.
+"""The whole pipeline, end to end, timed: wall time, peak memory and rows in and out per stage.
 
     run_benchmark(data_dir, persons=1_000_000, seed=42)
 
-generates the synthetic country (reported on its own), then materializes the asset groups in
-data-flow order, one run per stage on the Dagster instance under ``$DAGSTER_HOME``, so each
-stage's figures are its own: the peak resident memory of a stage is measured from a reset
-high-water mark (Linux ``/proc/self/clear_refs``), not inherited from the stage before it. The
+generates the synthetic country (reported on its own), then materializes the selected stages as
+**one** Dagster run on the instance under ``$DAGSTER_HOME``, executed as production runs are
+(family_pipeline.execution; ``processes=N`` runs steps in N processes at once). The pipeline's
+figure is the run's wall time. A stage's ``seconds`` is the time during which at least one of its
+steps ran (steps of several stages may overlap when run in parallel), its ``window`` the first
+start and the last end.
+
+Memory is sampled from ``/proc`` every quarter second over this process and all its descendants
+as the proportional set size (PSS: pages that forked step processes share are counted once).
+``peak_memory_mb`` is the whole run's peak; a stage's ``peak_total_mb`` is the peak while one of
+its steps ran, and ``peak_step_mb`` (steps in their own processes) its largest step process. The
 report is one JSON object, also written to ``<data>/reports/bench.json``.
 """
 
@@ -15,143 +22,264 @@ import datetime as dt
 import json
 import os
 import platform
-import re
+import threading
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["STAGES", "run_benchmark"]
+__all__ = ["STAGES", "MemorySampler", "run_benchmark"]
 
-#: stages in data-flow order: name -> asset groups (``quality`` is the cross-registry checks)
+#: stages in data-flow order (``quality`` is the cross-registry checks)
 STAGES = ("registries", "resolution", "quality", "families", "scoring", "services", "warehouse")
 
 
-def _reset_peak() -> bool:
-    """Reset this process's resident-memory high-water mark (Linux); False where unsupported."""
+# ------------------------------------------------------------------ memory
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            tree[ppid].append(int(entry.name))
+    return tree
+
+
+def _pss_kb(pid: int) -> int:
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
     except OSError:
-        return False
-
-
-def _peak_mb() -> float:
-    try:
-        status = Path("/proc/self/status").read_text()
-        return round(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024, 1)
-    except (OSError, AttributeError):
-        import resource
-
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        pass
+    return 0
 
 
 @dataclass
-class _Stage:
-    name: str
-    selection: object  # dg.AssetSelection
+class MemorySampler:
+    """PSS of this process and its descendants, sampled in a background thread (Linux)."""
+
+    interval: float = 0.25
+    peak_by_pid: dict[int, int] = field(default_factory=dict)  # kB
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (unix time, total kB)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def supported(self) -> bool:
+        return Path(f"/proc/{os.getpid()}/smaps_rollup").exists()
+
+    def sample(self) -> None:
+        tree = _children()
+        pids, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo.extend(tree.get(pid, ()))
+        total = 0
+        for pid in pids:
+            kb = _pss_kb(pid)
+            total += kb
+            if kb > self.peak_by_pid.get(pid, 0):
+                self.peak_by_pid[pid] = kb
+        self.timeline.append((time.time(), total))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> MemorySampler:
+        if self.supported:
+            self.sample()
+            self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self.sample()
+
+    def peak_mb(self, start: float | None = None, end: float | None = None) -> float:
+        window = [kb for t, kb in self.timeline
+                  if (start is None or t >= start) and (end is None or t <= end)]
+        return round(max(window, default=0) / 1024, 1)
+
+    def pid_peak_mb(self, pids) -> float:
+        return round(max((self.peak_by_pid.get(p, 0) for p in pids), default=0) / 1024, 1)
 
 
-def _stages(defs) -> list[_Stage]:
-    import dagster as dg
+# ------------------------------------------------------------------ stages
+def stage_selection(defs, names: tuple[str, ...]) -> tuple[dict, set, set]:
+    """(step → stage) for every op of the graph, and the asset and check keys of ``names``."""
+    from family_pipeline.defs.quality import cross_check_keys
 
-    from family_pipeline.defs.jobs import CROSS_REGISTRY_CHECKS
+    cross = set(cross_check_keys())
+    graph = defs.resolve_asset_graph()
+    step_stage: dict[str, str] = {}
+    assets: set = set()
+    checks: set = set()
+    for assets_def in graph.assets_defs:
+        keys = list(assets_def.keys)
+        check_keys = set(assets_def.check_keys)
+        if keys:
+            stage = graph.get(keys[0]).group_name
+        else:
+            stage = "quality" if check_keys <= cross else "registries"
+        step_stage[assets_def.node_def.name] = stage
+        if stage in names:
+            assets.update(keys)
+            checks.update(check_keys - cross if stage == "registries" else check_keys)
+    return step_stage, assets, checks
 
-    groups = set(defs.resolve_asset_graph().all_group_names)
-    out = []
-    for name in STAGES:
-        if name == "registries":
-            out.append(_Stage(name, dg.AssetSelection.groups("registries") - CROSS_REGISTRY_CHECKS))
-        elif name == "quality":
-            out.append(_Stage(name, CROSS_REGISTRY_CHECKS))
-        elif name in groups:
-            out.append(_Stage(name, dg.AssetSelection.groups(name)))
-    return out
 
-
-def _row_count(metadata: dict, name: str) -> int | None:
+def _value(metadata: dict, name: str) -> int | None:
     value = metadata.get(name)
     return None if value is None else int(getattr(value, "value", value))
 
 
+def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: MemorySampler | None) -> list[dict]:
+    """Per stage: window, steps, peak memory, rows in and out, checks — read from the event log."""
+    import dagster as dg
+
+    step_start: dict[str, float] = {}
+    spans: dict[str, list] = defaultdict(list)  # stage -> [(start, end)] of its steps
+    ok: dict[str, bool] = {}
+    pids: dict[str, set] = defaultdict(set)
+    steps: dict[str, set] = defaultdict(set)
+    rows: dict = {}
+    rows_read: dict[str, int] = defaultdict(int)
+    keys: dict[str, set] = defaultdict(set)
+    checks: dict[str, list] = defaultdict(list)
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        step = entry.step_key.split("[")[0]
+        stage = step_stage.get(step)
+        if stage is None:
+            continue
+        if event.pid:
+            pids[stage].add(event.pid)
+        kind = event.event_type
+        if kind == dg.DagsterEventType.STEP_START:
+            steps[stage].add(entry.step_key)
+            step_start[entry.step_key] = entry.timestamp
+        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            spans[stage].append((step_start.get(entry.step_key, entry.timestamp), entry.timestamp))
+            ok[stage] = ok.get(stage, True) and kind == dg.DagsterEventType.STEP_SUCCESS
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.step_materialization_data.materialization
+            keys[stage].add(mat.asset_key)
+            count = _value(mat.metadata, "dagster/row_count")
+            if count is not None:
+                rows[mat.asset_key] = count
+            rows_read[stage] += _value(mat.metadata, "rows_read") or 0
+        elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            checks[stage].append(event.asset_check_evaluation_data)
+    shared = len({p for ps in pids.values() for p in ps}) <= 1  # in process: one pid for every step
+    out = []
+    for stage in STAGES:
+        if not spans[stage]:
+            continue
+        mine = keys[stage]
+        # a stage of checks alone reads the assets it checks
+        upstream = ({p for k in mine for p in graph.get(k).parent_keys if p not in mine}
+                    or {c.asset_key for c in checks[stage]})
+        t0, t1 = min(a for a, _ in spans[stage]), max(b for _, b in spans[stage])
+        out.append({
+            "stage": stage,
+            "success": ok.get(stage, False),
+            "seconds": round(_covered(spans[stage]), 1),
+            "window": [round(t0, 2), round(t1, 2)],
+            "steps": len(steps[stage]),
+            "peak_step_mb": sampler.pid_peak_mb(pids[stage]) if sampler and not shared else None,
+            "peak_total_mb": _peak_during(sampler, spans[stage]) if sampler else None,
+            "assets": len(mine),
+            "rows_in": rows_read[stage] if stage == "registries" else sum(rows.get(k, 0) for k in upstream),
+            "rows_out": sum(rows.get(k, 0) for k in mine),
+            "checks": len(checks[stage]),
+            "checks_failed": sum(1 for c in checks[stage] if not c.passed),
+        })
+    return out
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the spans was running."""
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
+
+
+def _peak_during(sampler: MemorySampler, spans: list[tuple[float, float]]) -> float:
+    """Peak while one of the spans ran, a sampling interval either side (a step shorter than the
+    interval still gets a sample)."""
+    pad = sampler.interval
+    return max((sampler.peak_mb(a - pad, b + pad) for a, b in spans), default=0.0)
+
+
 def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42, *, synth: bool = True,
-                  evaluate: bool = False, defect_scale: float = 1.0, stages: tuple[str, ...] = STAGES) -> dict:
+                  evaluate: bool = False, defect_scale: float = 1.0, stages: tuple[str, ...] = STAGES,
+                  processes: int = 1) -> dict:
     import dagster as dg
 
     from family_pipeline.cli import CONSOLE_LOG_LEVEL
-    from family_pipeline.definitions import defs as load_defs
+    from family_pipeline.definitions import build
+    from family_pipeline.execution import run_job
     from family_pipeline.instance import prepare_dagster_home
     from family_pipeline.synth import generate_country
 
     data = Path(data_dir).resolve()
-    report: dict = {"persons": persons, "seed": seed, "defect_scale": defect_scale, "data": str(data),
+    report: dict = {"persons": persons, "seed": seed, "defect_scale": defect_scale, "data": str(data), "processes": processes,
                     "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                    "peak_memory_reset": _reset_peak()}
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     if synth:
         t0 = time.perf_counter()
-        summary = generate_country(data, persons=persons, seed=seed, defect_scale=defect_scale, progress=False)
-        report["synth"] = {"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": _peak_mb(),
+        with MemorySampler() as mem:
+            summary = generate_country(data, persons=persons, seed=seed, defect_scale=defect_scale, progress=False)
+        report["synth"] = {"seconds": round(time.perf_counter() - t0, 1), "peak_memory_mb": mem.peak_mb(),
                            "families": summary.families, "registries": summary.registries,
                            "rows_written": summary.rows}
+        print(json.dumps({"stage": "synth", **report["synth"]}), flush=True)
 
     os.environ["FAMILY_PIPELINE_DATA"] = str(data)
     prepare_dagster_home()
     instance = dg.DagsterInstance.get()
-    base = load_defs()
-    stages = [s for s in _stages(base) if s.name in stages]
-    jobs = [dg.define_asset_job(f"bench_{s.name}", selection=s.selection) for s in stages]
-    defs = dg.Definitions.merge(base, dg.Definitions(jobs=jobs))
+    defs = build()
     graph = defs.resolve_asset_graph()
+    selected = tuple(s for s in STAGES if s in stages)
+    step_stage, assets, checks = stage_selection(defs, selected)
 
-    rows: dict = {}  # asset key -> rows of its latest materialization in this benchmark
-    report["stages"] = []
-    total = 0.0
-    for stage in stages:
-        _reset_peak()
-        job = defs.resolve_job_def(f"bench_{stage.name}")
-        t0 = time.perf_counter()
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=CONSOLE_LOG_LEVEL)
-        seconds = time.perf_counter() - t0
-        total += seconds
-        keys = set()
-        rows_read = 0
-        for event in result.get_asset_materialization_events():
-            mat = event.step_materialization_data.materialization
-            keys.add(mat.asset_key)
-            count = _row_count(mat.metadata, "dagster/row_count")
-            if count is not None:
-                rows[mat.asset_key] = count
-            rows_read += _row_count(mat.metadata, "rows_read") or 0
-        checks = [e.asset_check_evaluation_data for e in result.all_events
-                  if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-        # a stage of checks alone reads the assets it checks
-        upstream = ({p for k in keys for p in graph.get(k).parent_keys if p not in keys}
-                    or {c.asset_key for c in checks})
-        entry = {
-            "stage": stage.name,
-            "success": result.success,
-            "run_id": result.run_id,
-            "seconds": round(seconds, 1),
-            "peak_rss_mb": _peak_mb(),
-            "assets": len(keys),
-            "rows_in": rows_read if stage.name == "registries" else sum(rows.get(k, 0) for k in upstream),
-            "rows_out": sum(rows.get(k, 0) for k in keys),
-            "checks": len(checks),
-            "checks_failed": sum(1 for c in checks if not c.passed),
-        }
-        report["stages"].append(entry)
+    t0 = time.perf_counter()
+    with MemorySampler() as mem:
+        result = run_job(instance, asset_keys=assets, check_keys=checks, run_config=CONSOLE_LOG_LEVEL,
+                         processes=processes)
+    report["pipeline_seconds"] = round(time.perf_counter() - t0, 1)
+    report["peak_memory_mb"] = mem.peak_mb()
+    report["run_id"] = result.run_id
+    report["stages"] = stage_figures(instance, result.run_id, step_stage, graph, mem)
+    for entry in report["stages"]:
         print(json.dumps(entry), flush=True)
-        if not result.success:
-            break
-    report["pipeline_seconds"] = round(total, 1)
-    report["success"] = all(s["success"] for s in report["stages"])
+    report["success"] = bool(result.success) and [s["stage"] for s in report["stages"]] == list(selected)
+    print(json.dumps({"pipeline_seconds": report["pipeline_seconds"], "peak_memory_mb": report["peak_memory_mb"],
+                      "success": report["success"]}), flush=True)
     if evaluate:
         from family_pipeline.evaluation import evaluate as evaluate_stages
 
-        _reset_peak()
         t0 = time.perf_counter()
-        report["evaluation"] = evaluate_stages(data)
+        with MemorySampler() as mem:
+            report["evaluation"] = evaluate_stages(data)
         report["evaluation_seconds"] = round(time.perf_counter() - t0, 1)
+        report["evaluation_peak_memory_mb"] = mem.peak_mb()
     out = data / "reports" / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")

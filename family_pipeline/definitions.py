@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -16,17 +17,21 @@ def follow_dependencies(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=DOWNSTREAM_CONDITION)
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
+@functools.cache
+def build() -> dg.Definitions:
+    """The project's definitions, built once per process (a step process forked from a warm
+    server finds them built; see family_pipeline.execution)."""
+    from family_pipeline.execution import EXECUTOR
+
     loaded = dg.load_from_defs_folder(project_root=Path(__file__).resolve().parent.parent)
-    merged = dg.Definitions.merge(
-        loaded,
-        # 80+ small registry steps on 2 cores: one process beats a process per step
-        # (each would import pandas, pyarrow and GX again; see ../shared/STACK.md).
-        dg.Definitions(executor=dg.in_process_executor),
-    )
+    merged = dg.Definitions.merge(loaded, dg.Definitions(executor=EXECUTOR))
     with warnings.catch_warnings():
         # map_resolved_asset_specs is marked preview in 1.13; it is the documented way to apply
         # one policy to many assets and test_automation pins its effect.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return merged.map_resolved_asset_specs(func=follow_dependencies, selection=DOWNSTREAM)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build()

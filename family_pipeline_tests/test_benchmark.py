@@ -1,5 +1,5 @@
-"""The bench command's machinery on the small country: stages in data-flow order, each its own
-run, with wall time, peak memory and rows in and out. (Scale runs themselves are not tests.)"""
+"""The bench command's machinery on the small country: the stages as one run, each stage in
+data-flow order with its time, peak memory and rows in and out. (Scale runs are not tests.)"""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ def test_bench_reports_each_stage_with_time_memory_and_rows(lake_copy, tmp_path,
     assert report["success"] is True
     assert [s["stage"] for s in report["stages"]] == ["families", "scoring"]  # data-flow order
     for stage in report["stages"]:
-        assert stage["success"] and stage["seconds"] > 0 and stage["peak_rss_mb"] > 0
+        assert stage["success"] and stage["seconds"] > 0 and stage["peak_total_mb"] > 0
         assert stage["assets"] > 0 and stage["rows_out"] > 0
+        assert stage["window"][0] < stage["window"][1]
     families, scoring = report["stages"]
+    assert families["window"][1] <= scoring["window"][0]  # scoring waits for the families
+    assert report["pipeline_seconds"] >= families["seconds"] + scoring["seconds"]
+    assert report["peak_memory_mb"] >= max(s["peak_total_mb"] for s in report["stages"])
     # scoring reads what families wrote (family_features is one of its three tables)
     assert 0 < scoring["rows_in"] <= families["rows_out"]
     assert "synth" not in report

@@ -1,0 +1,59 @@
+"""How a run executes.
+
+The project's executor runs every step in one process: 200 steps (91 registries, their checks,
+the stages downstream) on 2 cores, and a step process of its own would import pandas, pyarrow
+and GX and build the definitions again before its first row (see ../shared/STACK.md). The heavy
+steps use both cores themselves (Arrow and DuckDB threads).
+
+:func:`run_job` runs a job of the definitions, or a subset of its assets and checks, as one run —
+in this process, or (``processes=N``) with the multiprocess executor, each step in a process
+forked from a server that imported :mod:`family_pipeline.warm` once.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+#: the module the forkserver imports before it forks step processes
+PRELOAD = "family_pipeline.warm"
+
+#: Dagster's own in-process-or-multiprocess executor, defaulting to one process
+EXECUTOR = dg.ExecutorDefinition(
+    name="in_process_unless_configured",
+    config_schema=dg.Field(dg.multi_or_in_process_executor.config_field.config_type, default_value={"in_process": {}}),
+    requirements=dg.multi_or_in_process_executor._requirements_fn,  # noqa: SLF001  (the same requirements)
+    executor_creation_fn=dg.multi_or_in_process_executor.executor_creation_fn,
+    description="Every step in the run's process, unless run config selects `multiprocess`.",
+)
+
+
+def multiprocess_config(processes: int) -> dict:
+    return {"execution": {"config": {"multiprocess": {
+        "max_concurrent": processes, "start_method": {"forkserver": {"preload_modules": [PRELOAD]}}}}}}
+
+
+def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset_keys=None, check_keys=None,
+            run_config: dict | None = None, tags: dict | None = None, processes: int = 1):
+    """Execute ``job_name`` (or the given assets and checks of it) as one run on ``instance``;
+    returns when the run ends, with its result (``.success``, ``.run_id``)."""
+    subset = asset_keys is not None or check_keys is not None
+    if processes <= 1:
+        from family_pipeline.definitions import build
+
+        job = build().resolve_job_def(job_name)
+        if subset:
+            job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
+    # execute_job needs a job it can rebuild in the step processes: ours is rebuilt from the module
+    from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+
+    job = ReconstructableJob(ReconstructableRepository.for_module("family_pipeline.definitions", "defs"), job_name)
+    if subset:
+        job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
+    config = {**(run_config or {}), **multiprocess_config(processes)}
+    return dg.execute_job(job, instance, run_config=config, tags=tags)
+
+
+def _keys(keys) -> set | None:
+    """A selection as Dagster takes it (None: the checks of the selected assets)."""
+    return None if keys is None else set(keys)
