@@ -248,3 +248,49 @@ def test_a_run_reports_time_and_memory_per_stage(mixed):
     profile = result.stats["profile"]
     assert list(profile) == ["prepare", "signatures", "blocking", "compare", "estimate", "score", "cluster", "output"]
     assert all(v["seconds"] >= 0 and v["cpu_seconds"] >= 0 and v["peak_rss_mb"] > 0 for v in profile.values())
+
+
+# ------------------------------------------------------------------ national size: columns on demand
+def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_path):
+    from family_pipeline.catalog import catalog
+    from family_pipeline.resolution.mentions import person_mentions, write_person_mentions
+
+    lake = resolved["lake"]
+    table, counts = person_mentions(lake, catalog())
+    assert write_person_mentions(lake, catalog(), tmp_path / "m.parquet") == counts
+    assert pq.read_table(tmp_path / "m.parquet").equals(table)
+
+
+def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved):
+    """A ParquetColumns (each column read when asked), an Arrow table and a DataFrame give the
+    same persons."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+    from family_pipeline.resolution.golden import golden_records, person_ids
+
+    lake = resolved["lake"]
+    path = lake.table("resolution", "person_mentions")
+    lazy, table = ParquetColumns(path), pq.read_table(path)
+    frame = table.to_pandas()
+    by_column = link(lazy, MENTION_COLUMNS, national_id="iin")
+    by_frame = link(frame, MENTION_COLUMNS, national_id="iin")
+    assert np.array_equal(by_column.cluster, by_frame.cluster)
+    assert np.array_equal(by_column.probability, by_frame.probability)
+    assert np.array_equal(link(table, MENTION_COLUMNS, national_id="iin").cluster, by_frame.cluster)
+    pid = person_ids(lazy, by_column.cluster)
+    assert np.array_equal(pid, person_ids(frame, by_frame.cluster))
+    pd.testing.assert_frame_equal(golden_records(lazy, pid), golden_records(frame, pid))
+
+
+def test_linkage_accuracy_counts_pairs_of_mentions():
+    keys = {"registry": ["r"] * 5, "record_id": list("abcde"), "group": ["s"] * 5}
+    xref = pd.DataFrame({**keys, "person_id": [10, 10, 10, 20, 30], "signature": [0, 0, 1, 2, 3]})
+    # truth: a, b, d one person; c another; e unknown to the truth (-1); f never seen
+    truth = pd.DataFrame({"registry": ["r"] * 6, "record_id": list("fedcba"), "group": ["s"] * 6,
+                          "person_id": [9, -1, 1, 2, 1, 1]})
+    acc = linkage_accuracy(xref, truth, pd.DataFrame({"signature_a": [0], "signature_b": [2]}))
+    # predicted pairs: ab ac bc (3); true pairs: ab ad bd (3); both: ab (1)
+    assert acc["mentions"] == 4 and acc["true_persons"] == 2 and acc["predicted_persons"] == 2
+    assert acc["pairwise"]["precision"] == round(1 / 3, 5) and acc["pairwise"]["recall"] == round(1 / 3, 5)
+    assert acc["clusters"]["persons_recovered_exactly"] == 0.0 and acc["clusters"]["predicted_pure"] == 0.5
+    # signatures 0 (a, b) and 2 (d) are one true person and were blocked together
+    assert acc["blocking"]["true_signature_pairs"] == 1 and acc["blocking"]["in_candidates"] == 1
