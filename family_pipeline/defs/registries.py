@@ -15,7 +15,7 @@ from family_pipeline.defs.check_results import to_check_result
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
 from family_pipeline.ingestion import RegistryFileError, ingest_registry
 from family_pipeline.quality import CHECKS, registry_checks, write_flags
-from family_pipeline.quality.expectations import read_snapshot, reference_date
+from family_pipeline.quality.expectations import read_snapshot, reference_date, suite_columns
 from family_pipeline.quality.report import write_report
 
 GROUP = "registries"
@@ -77,7 +77,8 @@ def build_registry_asset(spec: RegistrySpec) -> dg.AssetsDefinition:
         store = lake.lake()
         checks_started = time.perf_counter()
         outcomes = registry_checks(
-            spec, store.read("registries", spec.code), store.read("quarantine", spec.code).to_pandas(),
+            spec, store.read("registries", spec.code, columns=suite_columns(spec)),
+            store.read("quarantine", spec.code).to_pandas(),
             result.rows_read, _previous_rows_read(context, registry_key(spec.code)), result.extracted_at,
             reference_date(read_snapshot(store.landing / "snapshot.json")))
         write_flags(store, spec.code, "registry", outcomes)

@@ -18,7 +18,7 @@ import pyarrow as pa
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.quality.checks import CHECKS, CheckOutcome
 
-__all__ = ["build_suite", "registry_checks"]
+__all__ = ["build_suite", "registry_checks", "suite_columns"]
 
 #: a WARN-level finding becomes an ERROR (the registry is unusable, downstream is blocked) when
 #: it touches more than this share of the rows, and at least ERROR_MIN_ROWS of them
@@ -65,7 +65,7 @@ def _named_without_iin(spec: RegistrySpec, frame: pd.DataFrame) -> dict[str, pd.
     return out
 
 
-def _expectation_columns(spec: RegistrySpec) -> list[str]:
+def suite_columns(spec: RegistrySpec) -> list[str]:
     """The clean columns the suite reads, directly or through a derived column."""
     wanted = [spec.record_id]
     for c in spec.columns:
@@ -85,7 +85,7 @@ def _suite_frame(spec: RegistrySpec, clean: pd.DataFrame | pa.Table) -> pd.DataF
     """What the suite validates: the record id, the columns its expectations name and the
     derived flags (named without an IIN, check digit) — nothing else, so GX fingerprints and
     scans no column it does not check."""
-    wanted = _expectation_columns(spec)
+    wanted = suite_columns(spec)
     if isinstance(clean, pa.Table):
         frame = clean.select([c for c in wanted if c in clean.column_names]).to_pandas()
     else:
@@ -100,13 +100,15 @@ def _suite_frame(spec: RegistrySpec, clean: pd.DataFrame | pa.Table) -> pd.DataF
     return pd.concat([frame[keep], pd.DataFrame(derived, index=frame.index)], axis=1)
 
 
-def build_suite(spec: RegistrySpec, frame_columns: list[str]):
-    """The registry's GX suite; each expectation's ``meta`` says which check it belongs to."""
+def build_suite(spec: RegistrySpec, frame_columns: list[str], *, unique_keys: bool = True, row_wise: bool = True):
+    """The registry's GX suite; each expectation's ``meta`` says which check it belongs to.
+    ``unique_keys`` / ``row_wise`` select the record-id uniqueness and the row-by-row
+    expectations (a registry validated in chunks has its ids checked in a batch of their own)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=f"{spec.code}_suite")
-    for c in spec.columns:
+    for c in (spec.columns if row_wise else ()):
         if c.required:
             suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.name, meta={"check": "completeness", "severity": "ERROR"}))
         if c.type in ("iin", "bin"):
@@ -121,12 +123,18 @@ def build_suite(spec: RegistrySpec, frame_columns: list[str]):
         if c.type in ("int", "decimal") and (c.min is not None or c.max is not None):
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min, max_value=c.max,
                                                                     meta={"check": "ranges", "severity": "ERROR"}))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=spec.record_id, meta={"check": "unique_keys", "severity": "ERROR"}))
-    for col in frame_columns:
+    if unique_keys:
+        suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=spec.record_id, meta={"check": "unique_keys", "severity": "ERROR"}))
+    for col in (frame_columns if row_wise else ()):
         if col.startswith("_") and col.endswith("_iin_present"):
             suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[True],
                                                                   meta={"check": "completeness", "severity": "WARN"}))
     return suite
+
+
+#: a registry of more rows than this is validated in chunks of this many rows (see
+#: _chunked_findings): the same findings, with a frame of one chunk in memory at a time
+GX_CHUNK_ROWS = 4_000_000
 
 
 def _too_many(bad: int, rows: int) -> bool:
@@ -143,25 +151,65 @@ def _validate(spec: RegistrySpec, frame: pd.DataFrame, suite, batch_definition):
     return validator.validate_expectation_suite(suite).results
 
 
+def _findings(spec: RegistrySpec, frame: pd.DataFrame, suite, batch_definition) -> list[tuple]:
+    """Per expectation of ``suite`` on ``frame``, in the suite's order: (type, column, meta,
+    success, unexpected count, record ids of the unexpected rows)."""
+    return [(r.expectation_config.type, r.expectation_config.kwargs.get("column"), r.expectation_config.meta or {},
+             bool(r.success), int(r.result.get("unexpected_count") or 0),
+             [str(x.get(spec.record_id)) for x in (r.result.get("unexpected_index_list") or [])] if not r.success else [])
+            for r in _validate(spec, frame, suite, batch_definition)]
+
+
+def _rows(clean: pd.DataFrame | pa.Table, start: int, length: int):
+    return clean.slice(start, length) if isinstance(clean, pa.Table) else clean.iloc[start:start + length]
+
+
+def _chunked_findings(spec: RegistrySpec, clean: pd.DataFrame | pa.Table, batch_definition) -> list[tuple]:
+    """The suite's findings on a registry of more than GX_CHUNK_ROWS rows: the row-wise
+    expectations validated chunk by chunk and added up (counts summed, ids in row order), the
+    record-id uniqueness on the whole id column in a batch of its own — what one batch of the
+    whole registry finds, without a frame of the whole registry."""
+    merged: dict[tuple, list] = {}
+    for start in range(0, len(clean), GX_CHUNK_ROWS):
+        frame = _suite_frame(spec, _rows(clean, start, GX_CHUNK_ROWS))
+        suite = build_suite(spec, list(frame.columns), unique_keys=False)
+        for kind, column, meta, success, bad, ids in _findings(spec, frame, suite, batch_definition):
+            if (kind, column) not in merged:
+                merged[(kind, column)] = [kind, column, meta, True, 0, []]
+            found = merged[(kind, column)]
+            found[3] &= success
+            found[4] += bad
+            found[5] += ids
+    keys = clean.select([spec.record_id]).to_pandas() if isinstance(clean, pa.Table) else clean[[spec.record_id]]
+    suite = build_suite(spec, [], unique_keys=True, row_wise=False)
+    unique = _findings(spec, keys, suite, batch_definition)
+    full = build_suite(spec, list(_suite_frame(spec, _rows(clean, 0, 1)).columns))
+    by_key = {(f[0], f[1]): tuple(f) for f in [*merged.values(), *unique]}
+    # in the order of the whole registry's suite, as one batch would report them
+    return [by_key[k] for k in _suite_order(full)]
+
+
+def _suite_order(suite) -> list[tuple]:
+    return [(e.configuration.type, e.configuration.kwargs.get("column")) for e in suite.expectations]
+
+
 def _gx_outcomes(spec: RegistrySpec, clean: pd.DataFrame | pa.Table) -> list[CheckOutcome]:
-    frame = _suite_frame(spec, clean)
     batch_definition = _batch_definition()  # the GX context a suite needs exists from here
-    suite = build_suite(spec, list(frame.columns))
-    results = _validate(spec, frame, suite, batch_definition)
+    n = len(clean)
+    if n > GX_CHUNK_ROWS:
+        findings = _chunked_findings(spec, clean, batch_definition)
+    else:
+        frame = _suite_frame(spec, clean)
+        findings = _findings(spec, frame, build_suite(spec, list(frame.columns)), batch_definition)
     outcomes = {k: CheckOutcome(k, True, "WARN", CHECKS[k]) for k in ("completeness", "identifiers", "value_sets", "ranges", "unique_keys")}
-    n = len(frame)
-    for r in results:
-        meta = r.expectation_config.meta or {}
+    for kind, column, meta, success, bad, ids in findings:
         out = outcomes[meta["check"]]
-        column = r.expectation_config.kwargs.get("column")
-        bad = int(r.result.get("unexpected_count") or 0)
-        key = f"{r.expectation_config.type}:{column}"
-        out.details.setdefault("expectations", []).append({"expectation": r.expectation_config.type, "column": column,
-                                                            "success": bool(r.success), "unexpected": bad})
-        if r.success:
+        key = f"{kind}:{column}"
+        out.details.setdefault("expectations", []).append({"expectation": kind, "column": column,
+                                                            "success": success, "unexpected": bad})
+        if success:
             continue
         out.passed = False
-        ids = [str(x.get(spec.record_id)) for x in (r.result.get("unexpected_index_list") or [])]
         out.flagged[key] = ids
         out.counts[key] = bad
         severe = meta.get("severity") == "ERROR" or _too_many(bad, n)

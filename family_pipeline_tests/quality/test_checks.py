@@ -314,3 +314,21 @@ def test_an_error_check_on_a_scoring_registry_blocks_downstream(small_country, t
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert keys[1] in materialized  # other registries are unaffected
     assert keys[2] not in materialized  # resolution waits for a usable population register
+
+
+def test_a_registry_validated_in_chunks_finds_what_one_batch_finds(monkeypatch):
+    from family_pipeline.quality import expectations
+
+    bad_check = IINS[0][:-1] + str((int(IINS[0][-1]) + 1) % 10)
+    clean = _frame([
+        {"record_id": "R1", "iin": IINS[0], "iin_valid": True, "last_name": "Ким"},
+        {"record_id": "R2", "iin": bad_check, "iin_valid": False, "last_name": "Ли", "sex": "X"},
+        {"record_id": "R3", "iin": None, "iin_valid": False, "last_name": "Пак", "children": -1},
+        {"record_id": "R1", "iin": IINS[1], "iin_valid": True, "last_name": None},  # the id again, in another chunk
+        {"record_id": "R5", "iin": bad_check, "iin_valid": False, "last_name": "Ли", "status": "unknown"},
+    ])
+    whole = registry_checks(SPEC, clean, clean.iloc[0:0].assign(reason=None), 5, 5, "2026-10-31T20:00:00", AS_OF)
+    monkeypatch.setattr(expectations, "GX_CHUNK_ROWS", 2)
+    chunked = registry_checks(SPEC, clean, clean.iloc[0:0].assign(reason=None), 5, 5, "2026-10-31T20:00:00", AS_OF)
+    assert [vars(o) for o in chunked] == [vars(o) for o in whole]
+    assert _outcome(whole, "unique_keys").flagged and _outcome(whole, "identifiers").flagged
