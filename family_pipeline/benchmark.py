@@ -192,6 +192,10 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
         # a stage of checks alone reads the assets it checks
         upstream = ({p for k in mine for p in graph.get(k).parent_keys if p not in mine}
                     or {c.asset_key for c in checks[stage]})
+        for key in upstream - rows.keys():  # made by an earlier run: its latest materialization
+            event = instance.get_latest_materialization_event(key)
+            if event is not None:
+                rows[key] = _value(event.asset_materialization.metadata, "dagster/row_count") or 0
         t0, t1 = min(a for a, _ in spans[stage]), max(b for _, b in spans[stage])
         out.append({
             "stage": stage,

@@ -42,3 +42,13 @@ def test_bench_reports_each_stage_with_time_memory_and_rows(lake_copy, tmp_path,
 def test_stages_follow_the_data_flow():
     assert STAGES.index("registries") < STAGES.index("resolution") < STAGES.index("quality") \
         < STAGES.index("families") < STAGES.index("scoring") < STAGES.index("services") < STAGES.index("warehouse")
+
+
+def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    report = run_benchmark(lake_copy, persons=0, synth=False, stages=("families", "scoring"), processes=2)
+    assert report["success"] is True and report["processes"] == 2
+    for stage in report["stages"]:
+        # each step ran in its own process, so each stage has a step process of its own to measure
+        assert stage["peak_step_mb"] and 0 < stage["peak_step_mb"] <= report["peak_memory_mb"]
+        assert stage["rows_out"] > 0
