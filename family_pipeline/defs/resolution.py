@@ -102,6 +102,8 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
         model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
     result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
                   model=model, review_band=(config.review_low, config.review_high))
+    # the mention keys and the columns both person ids and golden records read: read once
+    mentions.keep("registry", "record_id", "group", "iin", "iin_valid", "full_name")
     pid = person_ids(mentions, result.cluster)
     # every table is written as soon as it is made, the pairs (the largest) first, so little is
     # in memory at once
@@ -122,6 +124,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     paths[REVIEW] = store.write(GROUP, "person_review_pairs", pa.table(review_columns))
     counts = {"mentions": len(mentions), "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
     del keys, review, review_columns, band, probability
+    mentions.keep("registry", "iin", "iin_valid", "full_name")
     paths[CANDIDATES] = store.write(GROUP, "person_candidate_pairs", pa.table(
         {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")}))
     del pairs
@@ -132,6 +135,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     persons = golden_records(mentions, pid, folding_registries(catalog()))
     counts.update({"persons": len(persons), "alive": int(persons.alive.sum())})
     paths[PERSONS] = store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False))
+    mentions.keep()
     del persons, pid, mentions
     seconds = round(time.perf_counter() - t0, 2)
     accuracy = {}

@@ -29,19 +29,40 @@ KEYS = ["registry", "record_id", "group"]
 Frame = pd.DataFrame | pa.Table
 
 
-def _column(frame: Frame, name: str) -> pa.Array:
-    """One column as a single Arrow array of text (large strings, so both sides share a type)."""
-    col = pa.array(frame[name], from_pandas=True) if isinstance(frame, pd.DataFrame) else frame.column(name)
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    return col.cast(pa.large_string())
+#: key columns with few distinct values: read from Parquet as dictionaries, no text hashed
+_FEW_VALUES = ("registry", "group")
 
 
-def _shared_codes(left: pa.Array, right: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
-    """Codes of both arrays' values in one dictionary (-1 missing); and the dictionary's size."""
-    encoded = pc.dictionary_encode(pa.chunked_array([left, right]).combine_chunks())
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes[: len(left)], codes[len(left):], len(encoded.dictionary)
+def _column(frame: Frame, name: str) -> pa.Array | pa.ChunkedArray:
+    """One column as Arrow."""
+    return pa.array(frame[name], from_pandas=True) if isinstance(frame, pd.DataFrame) else frame.column(name)
+
+
+def _encoded(frame: Frame, name: str) -> tuple[np.ndarray, pa.Array]:
+    """(code per row into the column's distinct values, -1 missing; those values)."""
+    if name in _FEW_VALUES and hasattr(frame, "dictionary"):  # a ParquetColumns
+        encoded = frame.dictionary(name)
+    else:
+        encoded = pc.dictionary_encode(_column(frame, name))
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.empty(0, np.int64), pa.array([], pa.string())
+    if not all(c.dictionary.equals(chunks[0].dictionary) for c in chunks):  # one dictionary for all
+        chunks = [pc.dictionary_encode(pa.chunked_array([c.dictionary_decode() for c in chunks]).combine_chunks())]
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for c in chunks])
+    return codes, chunks[0].dictionary
+
+
+def _shared_codes(left: Frame, right: Frame, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes of both tables' values of a column in one numbering (-1 missing); and its size."""
+    a, left_values = _encoded(left, name)
+    b, right_values = _encoded(right, name)
+    if right_values.type != left_values.type:
+        right_values = right_values.cast(left_values.type)
+    at = pc.index_in(right_values, value_set=left_values).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    new = at < 0  # values only the right side has: numbered after the left's
+    at[new] = len(left_values) + np.arange(int(new.sum()))
+    return a, np.append(at, -1)[b], len(left_values) + int(new.sum())
 
 
 def _ints(frame: Frame, name: str) -> np.ndarray:
@@ -60,7 +81,7 @@ def matching_rows(left: Frame, right: Frame, keys: list[str] = KEYS) -> np.ndarr
         return np.full(n, -1, np.int64)
     left_key = right_key = None
     for name in keys:
-        a, b, size = _shared_codes(_column(left, name), _column(right, name))
+        a, b, size = _shared_codes(left, right, name)
         if left_key is None:
             left_key, right_key = a, b
         else:
@@ -83,9 +104,29 @@ def true_ids(xref: Frame, truth: Frame) -> np.ndarray:
 
 
 def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes 0..k-1 of int64 values in value order; and the distinct values."""
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return inverse.astype(np.int64).reshape(-1), uniq
+    """Codes 0..k-1 of int64 values in value order; and the distinct values (``np.unique`` with
+    its inverse, by a hash table and a sort of the distinct values only)."""
+    codes, uniq = pd.factorize(np.asarray(values, np.int64))
+    uniq = np.asarray(uniq, np.int64)
+    order = np.argsort(uniq)
+    rank = np.empty(len(uniq), np.int64)
+    rank[order] = np.arange(len(uniq))
+    return rank[codes], uniq[order]
+
+
+def _first_by_majority(owner: np.ndarray, count: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Index of each owner's row with the largest count (ties: the smallest value), owners in
+    ascending order; ``owner``, ``count`` and ``value`` non-negative integers."""
+    if not len(owner):
+        return np.empty(0, np.int64)
+    top = int(count.max())
+    widths = [int(owner.max()).bit_length(), top.bit_length(), int(value.max()).bit_length()]
+    if sum(widths) <= 63:  # one packed key, one sort
+        key = (owner.astype(np.int64) << (widths[1] + widths[2])) | ((top - count).astype(np.int64) << widths[2]) | value
+        order = np.argsort(key)
+    else:
+        order = np.lexsort((value, -count, owner))
+    return order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
 
 
 def _pair_count(sizes: np.ndarray) -> int:
@@ -107,8 +148,7 @@ def golden_to_truth(xref: Frame, truth_mentions: Frame) -> pd.DataFrame:
     pair, counts = np.unique(p * n_true + t, return_counts=True)
     owner, truth_code = pair // n_true, pair % n_true
     # per person: most mentions first, then the smaller true id (codes order like the ids)
-    order = np.lexsort((truth_code, -counts, owner))
-    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+    first = _first_by_majority(owner, counts, truth_code)
     return pd.DataFrame({"person_id": pred_values[owner[first]], "true_id": true_values[truth_code[first]]})
 
 
@@ -176,8 +216,7 @@ def _blocking_completeness(signature: np.ndarray, t: np.ndarray, a: np.ndarray, 
     n_true = int(t.max()) + 1 if len(t) else 1
     pair, counts = np.unique(s * n_true + t, return_counts=True)
     owner, truth_code = pair // n_true, pair % n_true
-    order = np.lexsort((truth_code, -counts, owner))
-    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]] if len(order) else order
+    first = _first_by_majority(owner, counts, truth_code)
     sig_true = truth_code[first]  # per signature code, in signature order
     true_pairs = _pair_count(np.bincount(sig_true))
     # candidate pairs whose two signatures stand for the same true person
