@@ -53,6 +53,11 @@ def _codes(column) -> tuple[np.ndarray, list]:
     return rank[idx], [values[i] for i in order]
 
 
+def _increasing(values: pa.Array) -> bool:
+    """Strictly increasing (so every value is distinct)."""
+    return bool(pc.all(pc.less(values.slice(0, len(values) - 1), values.slice(1))).as_py())
+
+
 class Crosswalk:
     """``resolution/person_xref`` cut by (registry, reference group).
 
@@ -172,8 +177,15 @@ class Crosswalk:
         """The person each record of ``registry`` names in ``group`` (int64, -1 when none)."""
         part = self._raw(registry, group)
         keys = record_ids if isinstance(record_ids, (pa.Array, pa.ChunkedArray)) else pa.array(record_ids)
+        keys = keys.cast(pa.large_string())
+        keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+        refs = part.column("record_id").combine_chunks()
+        aligned = len(keys) > 1 and not keys.null_count and len(refs) == len(keys) and refs.equals(keys)
+        if aligned and _increasing(keys):
+            # the usual case: the slice lists the registry's records in their order, each once
+            return pc.fill_null(part.column("person_id"), -1).to_numpy().astype(np.int64)
         # index_in finds a record's first reference: the same person as a merge with the de-duplicated slice
-        pos = pc.index_in(keys.cast(pa.large_string()), value_set=part.column("record_id"))
+        pos = pc.index_in(keys, value_set=refs)
         person = pc.take(part.column("person_id"), pos)
         return pc.fill_null(person, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
