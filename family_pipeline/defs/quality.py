@@ -13,7 +13,7 @@ from family_pipeline.defs.resources import LakeResource
 from family_pipeline.quality import CROSS_CHECKS, write_flags
 from family_pipeline.quality.cross import POPULATION_REGISTER
 from family_pipeline.quality.report import write_report
-from family_pipeline.quality.runner import MissingInput, run_cross_checks
+from family_pipeline.quality.runner import MissingInput, release_reference, run_cross_checks
 
 
 def cross_check_names(spec: RegistrySpec) -> list[str]:
@@ -25,34 +25,49 @@ def cross_check_keys() -> list[dg.AssetCheckKey]:
     return [dg.AssetCheckKey(registry_key(s.code), n) for s in catalog().registries for n in cross_check_names(s)]
 
 
-def build_cross_checks(spec: RegistrySpec) -> dg.AssetChecksDefinition:
+def _specs(spec: RegistrySpec) -> list[dg.AssetCheckSpec]:
     key = registry_key(spec.code)
-    names = cross_check_names(spec)
+    return [dg.AssetCheckSpec(n, asset=key, description=CROSS_CHECKS[n],
+                              additional_deps=[PERSONS, XREF]
+                              + ([] if spec.code == POPULATION_REGISTER else [registry_key(POPULATION_REGISTER)])
+                              + ([ANIMALS, ANOMALIES] if n == "livestock" else []),
+                              # re-run when the registry or the persons it is compared with change
+                              automation_condition=dg.AutomationCondition.eager())
+            for n in cross_check_names(spec)]
 
-    @dg.multi_asset_check(
-        name=f"{spec.code}_cross_registry_checks",
-        specs=[dg.AssetCheckSpec(n, asset=key, description=CROSS_CHECKS[n],
-                                 additional_deps=[PERSONS, XREF]
-                                 + ([] if spec.code == POPULATION_REGISTER else [registry_key(POPULATION_REGISTER)])
-                                 + ([ANIMALS, ANOMALIES] if n == "livestock" else []),
-                                 # re-run when the registry or the persons it is compared with change
-                                 automation_condition=dg.AutomationCondition.eager())
-               for n in names],
-    )
+
+def build_cross_checks(specs: list[RegistrySpec] | tuple[RegistrySpec, ...]) -> dg.AssetChecksDefinition:
+    """Every registry's cross checks as one step that runs the selected ones registry by
+    registry: what they share (the resolved persons, the register, the crosswalk) is read once
+    for all of them, and one registry's rows are in memory at a time. A step per registry would
+    read that reference again in each step process."""
+
+    @dg.multi_asset_check(name="cross_registry_checks", specs=[s for spec in specs for s in _specs(spec)],
+                          can_subset=True)
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         store = lake.lake()
+        selected = context.selected_asset_check_keys
         try:
-            outcomes = run_cross_checks(store, spec)
-        except MissingInput as e:
-            raise dg.Failure(str(e)) from e
-        write_flags(store, spec.code, "cross", outcomes)
-        report = str(write_report(store, spec, context.run.run_id, "cross", outcomes))
-        for o in outcomes:
-            yield to_check_result(o, key, report)
+            for spec in specs:
+                key = registry_key(spec.code)
+                wanted = [n for n in cross_check_names(spec) if dg.AssetCheckKey(key, n) in selected]
+                if not wanted:
+                    continue
+                try:
+                    outcomes = run_cross_checks(store, spec)
+                except MissingInput as e:
+                    raise dg.Failure(str(e)) from e
+                write_flags(store, spec.code, "cross", outcomes)
+                report = str(write_report(store, spec, context.run.run_id, "cross", outcomes))
+                for o in outcomes:
+                    if o.check in wanted:
+                        yield to_check_result(o, key, report)
+        finally:
+            release_reference()  # the steps after this one get the memory back
 
     return cross_checks
 
 
 @dg.definitions
 def quality() -> dg.Definitions:
-    return dg.Definitions(asset_checks=[build_cross_checks(s) for s in catalog().registries])
+    return dg.Definitions(asset_checks=[build_cross_checks(catalog().registries)])

@@ -29,7 +29,7 @@ from family_pipeline.quality.cross import (
     tag_disputes,
 )
 
-__all__ = ["MissingInput", "animal_records", "reference", "run_cross_checks"]
+__all__ = ["MissingInput", "animal_records", "reference", "release_reference", "run_cross_checks"]
 
 
 #: a crosswalk up to this many references is held in memory and cut by registry once; a larger
@@ -94,6 +94,12 @@ def _animal_records(path: str, mtime: float) -> pd.DataFrame:
 def animal_records(lake: Lake) -> pd.DataFrame:
     """Every registry's linked animal records with their tag disputes, read once per lake state."""
     return _animal_records(*_stamp(lake.table("resolution", "animal_records")))
+
+
+def release_reference() -> None:
+    """Forget the shared reference and animal records (their memory goes back to the process)."""
+    _reference.cache_clear()
+    _animal_records.cache_clear()
 
 
 def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
