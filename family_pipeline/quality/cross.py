@@ -70,10 +70,13 @@ def iin_numbers(values) -> np.ndarray:
     return pc.if_else(ok, arr, "-1").cast(pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``values`` (int64) found in ``sorted_set`` (sorted int64)."""
+def _member(values: np.ndarray, sorted_set: np.ndarray | pd.Index) -> np.ndarray:
+    """``values`` (int64) found in ``sorted_set`` (sorted int64, or an index of it: a hash
+    lookup, which a set asked about a million times over pays back)."""
     if len(sorted_set) == 0:
         return np.zeros(len(values), bool)
+    if isinstance(sorted_set, pd.Index):
+        return (sorted_set.get_indexer(values) >= 0) & (values >= 0)
     at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
     return (sorted_set[at] == values) & (values >= 0)
 
@@ -170,6 +173,13 @@ class Reference:
         #: person -> the region their records agree on (see :func:`region_votes`); the golden
         #: record's until votes are counted
         self.region = self.golden["region"]
+
+    def lookup(self, name: str) -> pd.Index:
+        """A hash index of the IIN set ``name`` (``register_iins``, ``person_iins``), built once."""
+        cache = self.__dict__.setdefault("_lookups", {})
+        if name not in cache:
+            cache[name] = pd.Index(getattr(self, name))
+        return cache[name]
 
     @staticmethod
     def _split(xref: pa.Table) -> dict[str, pa.Table]:
@@ -389,8 +399,8 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             present = iin.notna().to_numpy()
             valid = clean.get(f"{roles['iin']}_valid", pd.Series(True, index=clean.index)).fillna(False).astype(bool).to_numpy()
             checked += int(present.sum())
-            registered = _member(number, ref.register_iins)
-            known = _member(number, ref.person_iins)
+            registered = _member(number, ref.lookup("register_iins"))
+            known = _member(number, ref.lookup("person_iins"))
             # a record resolution left alone is its own golden record: compare it with the
             # register's record of the same valid IIN instead
             alone = valid & registered & (golden["mentions"].fillna(0).to_numpy() <= 1)
