@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
@@ -21,7 +22,7 @@ from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
     folding_registries,
-    golden_records,
+    golden_table,
     person_ids,
 )
 from family_pipeline.resolution.mentions import write_person_mentions
@@ -135,9 +136,9 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     del result  # the golden records need only the mentions and the person ids
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(model_fit.to_dict(), indent=1, sort_keys=True) + "\n")
-    persons = golden_records(mentions, pid, folding_registries(catalog()))
-    counts.update({"persons": len(persons), "alive": int(persons.alive.sum())})
-    paths[PERSONS] = store.write(GROUP, "persons", pa.Table.from_pandas(persons, preserve_index=False))
+    persons = golden_table(mentions, pid, folding_registries(catalog()))
+    counts.update({"persons": persons.num_rows, "alive": int(pc.sum(persons.column("alive")).as_py() or 0)})
+    paths[PERSONS] = store.write(GROUP, "persons", persons)
     mentions.keep()
     del persons, pid, mentions
     phases["golden_records"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)

@@ -20,7 +20,7 @@ from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.blocking import reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
-__all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "person_ids"]
+__all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "golden_table", "person_ids"]
 
 #: the registry whose values win where it has them
 AUTHORITY = "gbd_fl"
@@ -218,10 +218,32 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
     return uniq // width, uniq % width, count, source, spelled, checked
 
 
+def _as_arrow(values: np.ndarray) -> pa.Array:
+    """Distinct values of a field (Python objects) as Arrow: text as large strings (the type the
+    tables have always had), dates as date32."""
+    arr = pa.array(list(values), from_pandas=True) if len(values) else pa.array([], pa.large_string())
+    if pa.types.is_string(arr.type) or pa.types.is_null(arr.type):
+        arr = arr.cast(pa.large_string())
+    return arr
+
+
+def _pick(values: pa.Array, index: np.ndarray) -> pa.Array:
+    """values[index] per person, null where the index is -1."""
+    return values.take(pa.array(np.maximum(index, 0), mask=index < 0)) if len(values) else \
+        pa.nulls(len(index), values.type)
+
+
 @reusing_freed_memory()
 def golden_records(mentions: Mentions, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pd.DataFrame:
     """``folding_registries``: registries that cannot write Kazakh letters (single-byte exports);
     their votes on how a name is spelled count only where no other registry spells it."""
+    return golden_table(mentions, person_id, folding_registries).to_pandas()
+
+
+@reusing_freed_memory()
+def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: frozenset[str] = frozenset()) -> pa.Table:
+    """``golden_records`` as an Arrow table: the values are taken from each field's distinct
+    values by index, no Python object per person."""
     p, pid_values = pd.factorize(np.asarray(person_id, np.int64))
     by_value = np.argsort(pid_values, kind="stable")
     rank = np.empty(len(pid_values), np.int32)
@@ -235,11 +257,13 @@ def golden_records(mentions: Mentions, person_id: np.ndarray, folding_registries
     iin_valid = _bools(_column(mentions, "iin_valid")) if "iin_valid" in columns else np.zeros(len(reg_codes), bool)
     # a mention's registry as a vote's source: the authority first, then registries in order
     src_code = np.where(auth, 0, reg_codes + 2)
-    persons = pd.DataFrame({"person_id": np.asarray(pid_values, np.int64)})
+    source_names = _as_arrow(np.append(np.asarray(reg_values, dtype=object), AUTHORITY))  # the authority last
+    out: dict[str, pa.Array] = {"person_id": pa.array(np.asarray(pid_values, np.int64))}
     # name parts missing in a mention come from its full name, split once per distinct full name
     full_codes, full_uniques, _ = _ranked_dictionary(_column(mentions, "full_name"))
     parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
     winner: dict[str, np.ndarray] = {}
+    chosen: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
     for f in FIELDS:
         if f not in columns:
             continue
@@ -248,8 +272,7 @@ def golden_records(mentions: Mentions, person_id: np.ndarray, folding_registries
         else:
             codes, values = _ranked_codes(_column(mentions, f))
         if not (codes >= 0).any():
-            persons[f] = None
-            persons[f"{f}_source"] = None
+            chosen[f] = (pa.array([], pa.null()), np.full(n_persons, -1, np.int64), np.full(n_persons, -1, np.int64))
             continue
         owner, value, count, source, spelled, checked = _votes(
             p, codes, len(values) + 1, src_code, full_alphabet if f in ("last_name", "first_name", "patronymic") else None,
@@ -257,29 +280,34 @@ def golden_records(mentions: Mentions, person_id: np.ndarray, folding_registries
         has_auth = source == 0
         source = source - 2  # back to registry codes; below zero reads as the authority
         best = _first_per_group(owner, ~checked, -spelled, -count, ~has_auth, value)
-        out_values = np.full(n_persons, None, dtype=object)
-        out_source = np.full(n_persons, None, dtype=object)
-        vals = np.asarray(values, dtype=object)
-        out_values[owner[best]] = vals[value[best]]
-        src = source[best]
-        out_source[owner[best]] = np.where(src < 0, AUTHORITY, reg_values[np.clip(src, 0, len(reg_values) - 1)])
-        persons[f] = out_values
-        persons[f"{f}_source"] = out_source
         won = np.full(n_persons, -1, np.int64)
         won[owner[best]] = value[best]
+        src = source[best]
+        won_source = np.full(n_persons, -1, np.int64)
+        won_source[owner[best]] = np.where(src < 0, len(reg_values), np.clip(src, 0, len(reg_values) - 1))
+        chosen[f] = (_as_arrow(np.asarray(values, dtype=object)), won, won_source)
         winner[f] = won
-    persons["mentions"] = np.bincount(p, minlength=n_persons)
-    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes)
-    persons["registries"] = np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons)
-    persons["alive"] = persons["death_date"].isna() if "death_date" in persons else True
+    mentions_per_person = np.bincount(p, minlength=n_persons)
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
     # person with the most mentions keeps it and the others are flagged for review
-    persons["iin_disputed"] = False
+    disputed_mask = np.zeros(n_persons, bool)
     if "iin" in winner:
         holders = np.flatnonzero(winner["iin"] >= 0)
         kept = np.zeros(len(holders), bool)
-        kept[_first_per_group(winner["iin"][holders], -persons["mentions"].to_numpy()[holders], holders)] = True
+        kept[_first_per_group(winner["iin"][holders], -mentions_per_person[holders], holders)] = True
         disputed = holders[~kept]
-        persons.loc[disputed, ["iin", "iin_source"]] = None
-        persons.loc[disputed, "iin_disputed"] = True
-    return persons
+        disputed_mask[disputed] = True
+        chosen["iin"][1][disputed] = -1
+        chosen["iin"][2][disputed] = -1
+    for f, (values, won, won_source) in chosen.items():
+        if pa.types.is_null(values.type):  # no mention has the field
+            out[f] = out[f"{f}_source"] = pa.nulls(n_persons)
+            continue
+        out[f] = _pick(values, won)
+        out[f"{f}_source"] = _pick(source_names, won_source)
+    out["mentions"] = pa.array(mentions_per_person.astype(np.int64))
+    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes)
+    out["registries"] = pa.array(np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons).astype(np.int64))
+    out["alive"] = pc.is_null(out["death_date"]) if "death_date" in out else pa.array(np.ones(n_persons, bool))
+    out["iin_disputed"] = pa.array(disputed_mask)
+    return pa.table(out)
