@@ -88,10 +88,11 @@ def _name_birth_key(last, first, birth: np.ndarray) -> np.ndarray:
     fc, fv = name_codes(pd.Series(first, dtype=object))
     ok = (lc >= 0) & (fc >= 0) & (birth >= 0)
     out = np.full(len(ok), None, dtype=object)
-    if ok.any():
-        lk = pd.Series(lv[lc[ok]], dtype=object)
-        fk = pd.Series(fv[fc[ok]], dtype=object)
-        out[ok] = (lk + "|" + fk + "|" + pd.Series(birth[ok]).astype(str)).to_numpy(dtype=object)
+    if ok.any():  # joined in Arrow, not one Python string operation per row and part
+        lk = pa.array(lv, pa.string()).take(pa.array(lc[ok]))
+        fk = pa.array(fv, pa.string()).take(pa.array(fc[ok]))
+        bk = pa.array(np.asarray(birth[ok], np.int64)).cast(pa.string())
+        out[ok] = pc.binary_join_element_wise(lk, fk, bk, "|").to_numpy(zero_copy_only=False)
     return out
 
 
@@ -324,13 +325,18 @@ def region_pairs(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, re
     """(person_id, region) of every region this registry gives a resolved person: a person's
     region column, or a region column that follows one of its person groups."""
     persons = {g: _person_of(spec, clean, xref, g) for g in spec.person_groups}
-    golden = {g: pd.Series(ref.golden["region"].reindex(p.to_numpy()).to_numpy(), index=clean.index)
-              for g, p in persons.items()}
+    golden = None  # each group's golden region, looked up only for a region column without a person
     out = []
     for col in spec.columns:
         if col.type != "region":
             continue
-        group = col.role_group if col.role_group not in (None, "animal") else _region_reference(spec, clean, col.name, golden)
+        if col.role_group in (None, "animal"):
+            if golden is None:
+                golden = {g: pd.Series(ref.golden["region"].reindex(p.to_numpy()).to_numpy(), index=clean.index)
+                          for g, p in persons.items()}
+            group = _region_reference(spec, clean, col.name, golden)
+        else:
+            group = col.role_group
         if group in persons:
             out.append(pd.DataFrame({"person_id": persons[group].to_numpy(), "region": clean[col.name].to_numpy(dtype=object)}))
     if not out:
