@@ -178,10 +178,14 @@ def _run_shards(job: _Job, shards: list[Shard], specs, lake: Lake, workers: int 
 
         with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_run_shard, job, shard) for shard in shards]
-            for shard, future in zip(shards, futures):
-                take(shard, future.result())
-                if show:
-                    bar.update(1)
+            try:
+                for shard, future in zip(shards, futures):
+                    take(shard, future.result())
+                    if show:
+                        bar.update(1)
+            except BaseException:  # a failed shard fails the country at once
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     if show:
         bar.close()
     truth.close()
