@@ -30,8 +30,21 @@ def pseudonyms(values, length: int = 16) -> np.ndarray:
 
 
 def pseudonym_ints(values) -> np.ndarray:
-    """Positive int64 pseudonyms of string values (63 bits of the keyed hash)."""
+    """Positive int64 pseudonyms of string values (63 bits of the keyed hash). The HMAC's keyed
+    inner and outer hash states are made once and copied per value (RFC 2104, the same digest as
+    ``hmac.new``), which halves the cost for a national table of persons."""
     key = secret()
-    return np.fromiter(
-        (int.from_bytes(hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).digest()[:8], "big") >> 1 for v in values),
-        dtype=np.int64, count=len(values))
+    if len(key) > 64:  # SHA-256 block size
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def one(v) -> int:
+        h = inner.copy()
+        h.update(str(v).encode("utf-8"))
+        o = outer.copy()
+        o.update(h.digest())
+        return int.from_bytes(o.digest()[:8], "big") >> 1
+
+    return np.fromiter((one(v) for v in values), dtype=np.int64, count=len(values))
