@@ -74,11 +74,74 @@ def _ints(frame: Frame, name: str) -> np.ndarray:
 
 def matching_rows(left: Frame, right: Frame, keys: list[str] = KEYS) -> np.ndarray:
     """For each row of ``left``, the row of ``right`` with the same ``keys`` (text columns), -1
-    where there is none (keys are unique in ``right``). One Arrow dictionary over both sides per
-    key column, one packed int64 key per row, one sort."""
+    where there is none (keys are unique in ``right``). The few-valued
+    keys (registry, group) number both sides' slices through the Parquet dictionaries; within a
+    slice, the one many-valued key (the record id) is matched by a hash table of that slice only
+    (or taken row for row when both sides list the same ids in the same order), so no national
+    table of record ids is ever hashed or sorted."""
     n = len(left)
     if n == 0 or len(right) == 0:
         return np.full(n, -1, np.int64)
+    few = [k for k in keys if k in _FEW_VALUES]
+    many = [k for k in keys if k not in _FEW_VALUES]
+    if len(many) != 1:
+        return _matching_rows_packed(left, right, keys)
+    left_slice = np.zeros(n, np.int64)
+    right_slice = np.zeros(len(right), np.int64)
+    for name in few:
+        a, b, size = _shared_codes(left, right, name)
+        left_slice, right_slice = left_slice * (size + 1) + (a + 1), right_slice * (size + 1) + (b + 1)
+    left_ids, right_ids = _column(left, many[0]), _column(right, many[0])
+    if right_ids.type != left_ids.type:
+        right_ids = right_ids.cast(left_ids.type)
+    out = np.full(n, -1, np.int64)
+    left_rows, right_rows = _slices(left_slice), _slices(right_slice)
+    for code, rows in left_rows.items():
+        found = right_rows.get(code)
+        if found is None:
+            continue
+        ids = _take(left_ids, rows)
+        values = _take(right_ids, found)
+        if len(ids) == len(values) and ids.equals(values):  # the same ids in the same order
+            out[rows] = _index(found)
+            continue
+        at = pc.index_in(ids, value_set=values).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        out[rows] = np.where(at >= 0, _index(found)[np.maximum(at, 0)], -1)
+    return out
+
+
+def _slices(codes: np.ndarray) -> dict[int, slice | np.ndarray]:
+    """Rows of each code: a ``slice`` where the code's rows are contiguous, else their indices."""
+    if not len(codes):
+        return {}
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    run_codes = codes[starts]
+    ends = np.r_[starts[1:], len(codes)]
+    out: dict[int, slice | np.ndarray] = {}
+    if len(np.unique(run_codes)) == len(run_codes):  # every code in one run
+        for c, s, e in zip(run_codes.tolist(), starts.tolist(), ends.tolist()):
+            out[c] = slice(s, e)
+        return out
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1], True])
+    for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        out[int(sorted_codes[s])] = order[s:e]
+    return out
+
+
+def _take(column: pa.Array | pa.ChunkedArray, rows: slice | np.ndarray) -> pa.Array:
+    part = column.slice(rows.start, rows.stop - rows.start) if isinstance(rows, slice) else column.take(pa.array(rows))
+    return part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part
+
+
+def _index(rows: slice | np.ndarray) -> np.ndarray:
+    return np.arange(rows.start, rows.stop, dtype=np.int64) if isinstance(rows, slice) else rows
+
+
+def _matching_rows_packed(left: Frame, right: Frame, keys: list[str]) -> np.ndarray:
+    """``matching_rows`` for any keys: one Arrow dictionary over both sides per key column, one
+    packed int64 key per row, one sort."""
     left_key = right_key = None
     for name in keys:
         a, b, size = _shared_codes(left, right, name)

@@ -294,3 +294,27 @@ def test_linkage_accuracy_counts_pairs_of_mentions():
     assert acc["clusters"]["persons_recovered_exactly"] == 0.0 and acc["clusters"]["predicted_pure"] == 0.5
     # signatures 0 (a, b) and 2 (d) are one true person and were blocked together
     assert acc["blocking"]["true_signature_pairs"] == 1 and acc["blocking"]["in_candidates"] == 1
+
+
+def test_matching_rows_per_slice_equals_one_packed_sort():
+    """Record ids matched slice by slice (registry, group) find the rows one packed sort finds:
+    slices in or out of order, ids in or out of order, missing ids, a null id."""
+    import pyarrow as pa
+
+    from family_pipeline.evaluation.resolution import _matching_rows_packed, matching_rows
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    right = pa.table({"registry": pa.array(rng.choice(["a", "b", "c", None], n)),
+                      "record_id": pa.array([None if i == 5 else f"R{i}" for i in range(n)]),
+                      "group": pa.array(rng.choice(["owner", "subject"], n))})
+    ordered = right.sort_by([("registry", "ascending"), ("group", "ascending")])
+    picks = [pa.table({"registry": pa.array(["d", "a"]), "record_id": pa.array(["R1", None]),
+                       "group": pa.array(["owner", "owner"])})]
+    for r in (right, ordered):
+        picks.append(r)
+        picks.append(r.take(pa.array(rng.permutation(n)[: n // 2])))
+    for left in picks:
+        for r in (right, ordered):
+            for keys in (["registry", "record_id", "group"], ["registry", "record_id"]):
+                assert matching_rows(left, r, keys).tolist() == _matching_rows_packed(left, r, keys).tolist()
