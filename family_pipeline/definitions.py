@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from pathlib import Path
 
@@ -17,10 +18,15 @@ def follow_dependencies(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(automation_condition=DOWNSTREAM_CONDITION)
 
 
-@functools.cache
 def build() -> dg.Definitions:
-    """The project's definitions, built once per process (a step process forked from a warm
-    server finds them built; see family_pipeline.execution)."""
+    """The project's definitions, built once per process for the same ``FAMILY_PIPELINE_*``
+    environment (resources read it when they are built), so a step process forked from a warm
+    server finds them built (family_pipeline.execution)."""
+    return _build(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FAMILY_PIPELINE_"))))
+
+
+@functools.cache
+def _build(environment: tuple) -> dg.Definitions:
     from family_pipeline.execution import EXECUTOR
 
     loaded = dg.load_from_defs_folder(project_root=Path(__file__).resolve().parent.parent)

@@ -51,7 +51,18 @@ def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset
     if subset:
         job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
     config = {**(run_config or {}), **multiprocess_config(processes)}
-    return dg.execute_job(job, instance, run_config=config, tags=tags)
+    try:
+        return dg.execute_job(job, instance, run_config=config, tags=tags)
+    finally:
+        # the forkserver outlives the run with the environment it started with; the next run
+        # must get a server with the environment then (its data directory, its warehouse)
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # noqa: SLF001  (no public way to stop it)
 
 
 def _keys(keys) -> set | None:
