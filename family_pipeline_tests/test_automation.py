@@ -104,6 +104,24 @@ def test_landing_sensor_ignores_registries_without_an_extract(tmp_path, dagster_
     assert requests == [] and json.loads(cursor) == {}
 
 
+def test_an_export_in_parts_is_known_by_every_part(tmp_path):
+    from family_pipeline.defs.automation import extract_fingerprint
+    from family_pipeline.lib.lake import Lake
+
+    spec = next(s for s in catalog().registries if s.source.location != "database")
+    lake = Lake(tmp_path / "data")
+    folder = lake.landing_dir(spec.code)
+    folder.mkdir(parents=True)
+    names = ["export.part0000.csv", "export.part0001.csv"]
+    for name in names:
+        (folder / name).write_text("a\n1\n")
+    (folder / "manifest.json").write_text(json.dumps({
+        "extracted_at": "2026-11-01T02:00:00", "rows": 2, "parts": [{"file": n, "rows": 1} for n in names]}))
+    before = extract_fingerprint(spec, lake)
+    (folder / names[1]).write_text("a\n2\n3\n")  # a part re-sent, the manifest unchanged
+    assert extract_fingerprint(spec, lake) != before
+
+
 def test_sensor_run_requests_fit_the_ingest_job(definitions):
     sensor = definitions.resolve_sensor_def("landing_zone_sensor")
     assert sensor.job_name == "ingest_registries"

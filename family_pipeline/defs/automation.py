@@ -25,6 +25,7 @@ from family_pipeline.defs.jobs import CROSS_REGISTRY_CHECKS, family_map, ingest_
 from family_pipeline.defs.registries import GROUP as REGISTRIES
 from family_pipeline.defs.registries import check_specs, registry_key
 from family_pipeline.defs.resources import LakeResource
+from family_pipeline.ingestion.sources import RegistryFileError, export_files
 from family_pipeline.lib.lake import Lake
 
 #: cron and time zone of the schedules (agencies deliver their extracts overnight, Almaty time)
@@ -74,8 +75,9 @@ def _manifest(lake: Lake, code: str) -> dict | None:
 def extract_fingerprint(spec: RegistrySpec, lake: Lake) -> str | None:
     """What identifies the extract of one registry in the landing zone, or None if there is none.
 
-    The agency's manifest (extract time, rows) plus the export file's size and modification time:
-    a re-sent file with the same manifest still counts as new. Database-backed registries are
+    The agency's manifest (extract time, rows) plus the size and modification time of the export
+    file, or of each part a big export comes in: a re-sent file with the same manifest still
+    counts as new. Database-backed registries are
     known by their manifest alone.
     """
     folder = lake.landing_dir(spec.code)
@@ -87,10 +89,15 @@ def extract_fingerprint(spec: RegistrySpec, lake: Lake) -> str | None:
         stat = (folder / "manifest.json").stat()
         parts["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
     if spec.source.location != "database":
-        export = folder / spec.file_name
-        if export.exists():
-            stat = export.stat()
-            parts["export"] = [stat.st_size, stat.st_mtime_ns]
+        try:
+            names = export_files(spec, manifest or {}, folder / "manifest.json")
+        except RegistryFileError:  # a broken parts list: the manifest's own fingerprint tells
+            names = []
+        stats = [[name, (folder / name).stat()] for name in names if (folder / name).exists()]
+        if names == [spec.file_name] and stats:  # one file
+            parts["export"] = [stats[0][1].st_size, stats[0][1].st_mtime_ns]
+        elif stats:  # every part a big export comes in
+            parts["export"] = [[name, st.st_size, st.st_mtime_ns] for name, st in stats]
     if not parts:
         return None
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

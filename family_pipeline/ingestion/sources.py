@@ -71,7 +71,7 @@ def read_export(spec: RegistrySpec, lake: Lake, database_url: str | None = None)
         _check_columns(spec, raw)
     else:
         folder = lake.landing_dir(spec.code)
-        files = _part_files(spec, manifest, folder / "manifest.json")
+        files = export_files(spec, manifest, folder / "manifest.json")
         raws = []
         for name in files:
             part = _read_file(spec, folder / name)
@@ -82,7 +82,9 @@ def read_export(spec: RegistrySpec, lake: Lake, database_url: str | None = None)
     return raw
 
 
-def _part_files(spec: RegistrySpec, manifest: dict, where: Path) -> list[str]:
+def export_files(spec: RegistrySpec, manifest: dict, where: Path) -> list[str]:
+    """The export's file names in its landing folder: the parts its manifest lists, in order, or
+    the one file of the catalog."""
     parts = manifest.get("parts")
     if not parts:
         return [spec.file_name]
