@@ -46,6 +46,10 @@ def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.large_string())
 
 
+def _write_table(store, name: str, columns: dict):
+    return store.write(GROUP, name, pa.table(columns))
+
+
 class LinkageConfig(dg.Config):
     threshold: float = 0.5
     """match probability at which two signatures are linked"""
@@ -107,14 +111,18 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     phases = {"link": round(time.perf_counter() - t0, 2)}  # wall seconds per step, for operators
     # the mention keys and the columns both person ids and golden records read: read once
     mentions.keep("registry", "record_id", "group", "iin", "iin_valid", "full_name")
-    pid = person_ids(mentions, result.cluster)
-    # every table is written as soon as it is made, the pairs (the largest) first, so little is
-    # in memory at once
-    keys = mentions.read(["registry", "record_id", "group"])
-    paths = {XREF: store.write(GROUP, "person_xref", pa.table({
-        **{k: _text(keys.column(k)) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
-        "match_probability": np.round(result.probability, 6)}))}
+    # tables are written on a second thread (Parquet encoding leaves the GIL) while the next one
+    # is made: the candidate pairs while the person ids are hashed, the crosswalk while the
+    # review pairs are picked
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resolution-writer")
     pairs = result.pairs
+    candidates_job = writer.submit(_write_table, store, "person_candidate_pairs",
+                                   {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
+    pid = person_ids(mentions, result.cluster)
+    keys = mentions.read(["registry", "record_id", "group"])
+    xref_job = writer.submit(_write_table, store, "person_xref", {
+        **{k: _text(keys.column(k)) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
+        "match_probability": np.round(result.probability, 6)})
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
     review = pairs[band]
@@ -124,14 +132,15 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
         for k in ("registry", "record_id", "group"):
             review_columns[f"{k}_{side}"] = _text(keys.column(k).take(rows))  # only the rows under review
         review_columns[f"person_id_{side}"] = pid[review[f"row_{side}"].to_numpy()]
-    paths[REVIEW] = store.write(GROUP, "person_review_pairs", pa.table(review_columns))
+    paths = {REVIEW: store.write(GROUP, "person_review_pairs", pa.table(review_columns))}
+    paths[XREF] = xref_job.result()
     phases["person_ids_xref_review"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     counts = {"mentions": len(mentions), "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
     del keys, review, review_columns, band, probability
     mentions.keep("registry", "iin", "iin_valid", "full_name")
-    paths[CANDIDATES] = store.write(GROUP, "person_candidate_pairs", pa.table(
-        {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")}))
-    del pairs
+    paths[CANDIDATES] = candidates_job.result()
+    writer.shutdown()
+    del pairs, candidates_job, xref_job
     phases["candidate_pairs"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     # the truth accuracy reads only the tables already written: it runs on the second core while
     # the golden records are voted (both spend their time in Arrow and numpy, outside the GIL)
