@@ -73,16 +73,38 @@ def _ranked_dictionary(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray,
     if arr is None:
         codes, values = pd.factorize(column, use_na_sentinel=True)
         return np.asarray(codes, np.int64), np.asarray(values, dtype=object), None
+    codes, dictionary = _dictionary_codes(arr)
+    # strings sort by code point (UTF-8 bytes), dates by day: as their text would
+    order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
+    return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1], order
+
+
+def _dictionary_codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """(code per row into the distinct values, -1 missing; the distinct values), by Arrow."""
     encoded = pc.dictionary_encode(arr)
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
     if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
         encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
         chunks = [encoded]
     codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int32, copy=False)
-    dictionary = chunks[-1].dictionary
-    # strings sort by code point (UTF-8 bytes), dates by day: as their text would
+    return codes, chunks[-1].dictionary
+
+
+def _ranked_arrow(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array] | None:
+    """``_ranked_codes`` with the distinct values kept in Arrow, as ``_as_arrow`` would make
+    them (text as large strings, days as date32): no Python object per distinct value. None for
+    columns of other types."""
+    arr = _arrow(column)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                           or pa.types.is_date32(arr.type)):
+        return None
+    codes, dictionary = _dictionary_codes(arr)
     order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
-    return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1], order
+    rank = np.empty(len(dictionary), np.int32)
+    rank[order] = np.arange(len(dictionary))
+    codes = np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(dictionary) else -1, -1)
+    values = dictionary.take(pa.array(order))
+    return codes, values.cast(pa.large_string()) if pa.types.is_string(values.type) else values
 
 
 def _rank(codes: np.ndarray, values: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -267,10 +289,16 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
     for f in FIELDS:
         if f not in columns:
             continue
+        as_arrow = None  # the distinct values already in Arrow
         if f in ("last_name", "first_name", "patronymic"):
             codes, values = _name_codes(_column(mentions, f), full_codes, parts[f].to_numpy(dtype=object))
         else:
-            codes, values = _ranked_codes(_column(mentions, f))
+            ranked = _ranked_arrow(_column(mentions, f))
+            if ranked is None:
+                codes, values = _ranked_codes(_column(mentions, f))
+            else:
+                codes, as_arrow = ranked
+                values = range(len(as_arrow))  # only its length is used below
         if not (codes >= 0).any():
             chosen[f] = (pa.array([], pa.null()), np.full(n_persons, -1, np.int64), np.full(n_persons, -1, np.int64))
             continue
@@ -285,7 +313,7 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
         src = source[best]
         won_source = np.full(n_persons, -1, np.int64)
         won_source[owner[best]] = np.where(src < 0, len(reg_values), np.clip(src, 0, len(reg_values) - 1))
-        chosen[f] = (_as_arrow(np.asarray(values, dtype=object)), won, won_source)
+        chosen[f] = (as_arrow if as_arrow is not None else _as_arrow(np.asarray(values, dtype=object)), won, won_source)
         winner[f] = won
     mentions_per_person = np.bincount(p, minlength=n_persons)
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
