@@ -84,6 +84,8 @@ def livestock_section(lake: Lake) -> dict:
     anomalies["animal_id"] = stands_for.reindex(anomalies.animal_key).to_numpy()
 
     defects = pq.read_table(lake.truth("defects"), columns=["kind", "registry", "record_id"])
+    # a country without defects wrote the columns null-typed
+    defects = defects.cast(pa.schema([(name, pa.string()) for name in defects.column_names]))
     at_place = [s.code for s in catalog().registries if "settlement" in s.role_columns("animal")]
     moved = defects.filter(pc.and_(pc.equal(defects.column("kind"), "virtual_animal"),
                                    pc.is_in(defects.column("registry"), pa.array(at_place, pa.string()))))
