@@ -28,7 +28,9 @@ DEFAULT_SEED = 42
 
 
 def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """Peak resident memory of this process or of its largest finished child (synth workers)."""
+    return round(max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+                 / 1024, 1)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
