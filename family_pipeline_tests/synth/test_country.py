@@ -1,6 +1,5 @@
 """The synthetic country: determinism, structure and the truth it keeps."""
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -9,15 +8,9 @@ import pytest
 from family_pipeline.catalog import catalog
 from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.synth import generate_country
+from family_pipeline_tests.synth import file_digests
 
 PERSONS = 4_000
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def country(tmp_path_factory):
 
 def test_same_seed_gives_byte_identical_files(country, tmp_path):
     generate_country(tmp_path, persons=PERSONS, seed=7, progress=False)
-    assert _digest(country) == _digest(tmp_path)
+    assert file_digests(country) == file_digests(tmp_path)
 
 
 def test_another_seed_gives_another_country(country, tmp_path):

@@ -1,7 +1,6 @@
 """A country generated in shards: deterministic whatever the scheduling, identifiers unique
 across shards, every registry's parts listed in its manifest."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,16 +12,10 @@ from family_pipeline.catalog import catalog
 from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.synth import generate_country
 from family_pipeline.synth.shards import plan_shards
+from family_pipeline_tests.synth import file_digests
 
 PERSONS = 3_000
 SHARD = 1_000
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +39,7 @@ def test_plan_is_fixed_by_persons_seed_and_shard_size():
 
 def test_same_country_whatever_the_number_of_workers(country, tmp_path):
     generate_country(tmp_path, persons=PERSONS, seed=11, progress=False, shard_size=SHARD, workers=1)
-    assert _digest(country) == _digest(tmp_path)
+    assert file_digests(country) == file_digests(tmp_path)
     assert not (country / ".synth-shards").exists()
 
 
