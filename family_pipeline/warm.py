@@ -1,10 +1,39 @@
 """Imported by the executor's forkserver (family_pipeline.execution): the libraries every step
-uses and the built definitions, so a forked step process starts warm."""
+uses, the classes of the Dagster instance's storages and the resolved job, so a forked step
+process starts warm.
+
+A step process otherwise spends most of its start-up importing the instance's storage modules
+(which the job's own imports do not pull in) and resolving the job from the definitions. Only
+classes are loaded here: no storage is opened, so no connection is shared across the fork.
+"""
+
+import importlib
+import os
 
 import great_expectations  # noqa: F401  (the registry checks)
 import pandas  # noqa: F401
 import pyarrow.parquet  # noqa: F401
+from dagster._core.instance.ref import InstanceRef
+from dagster._serdes import ConfigurableClassData
 
 from family_pipeline.definitions import build
 
-build().get_repository_def()
+#: modules a step process imports while it opens the instance, whatever its storage
+INSTANCE_MODULES = ("dagster._core.storage.event_log", "dagster._core.storage.runs",
+                    "dagster._core.storage.schedules", "dagster._core.secrets.env_file", "upath")
+
+
+def _instance_classes() -> None:
+    for name in INSTANCE_MODULES:
+        importlib.import_module(name)
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return
+    for data in InstanceRef.from_dir(home):
+        if isinstance(data, ConfigurableClassData):
+            importlib.import_module(data.module_name)
+
+
+_instance_classes()
+for job in build().resolve_all_job_defs():
+    job.get_job_snapshot  # noqa: B018  (resolving is what the step processes would repeat)

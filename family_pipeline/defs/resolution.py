@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
+from family_pipeline.evaluation.person_truth import MAX_ROWS as TRUTH_IN_RUN_ROWS
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
@@ -145,7 +146,9 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     # the truth accuracy reads only the tables already written: it runs on the second core while
     # the golden records are voted (both spend their time in Arrow and numpy, outside the GIL)
     accuracy_pool = accuracy_job = None
-    if store.truth("mentions").exists():
+    if store.truth("mentions").exists() and counts["mentions"] <= TRUTH_IN_RUN_ROWS:
+        # a national country is measured by `family-pipeline evaluate` after the run instead:
+        # beside the golden records its truth would double the step's memory
         from family_pipeline.evaluation.resolution import linkage_accuracy
 
         accuracy_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="truth-accuracy")

@@ -139,19 +139,23 @@ def _check_columns(spec: RegistrySpec, raw: RawExport) -> None:
 
 # ------------------------------------------------------------------------------- csv
 def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
-    """Decode strictly in chunks and return UTF-8 bytes; a wrong encoding is a file error."""
+    """The file as UTF-8 bytes without a BOM: decoded strictly in chunks (a wrong encoding is a
+    file error); a UTF-8 file is only checked, and its own bytes returned."""
     enc = spec.source.encoding
+    utf8 = codecs.lookup(enc).name in ("utf-8", "utf-8-sig")
     decoder = codecs.getincrementaldecoder(enc)(errors="strict")
     out = io.BytesIO()
     offset = 0
-    first = True
     with open(path, "rb") as fh:
         while True:
             chunk = fh.read(CHUNK)
             final = not chunk
-            if first and enc == "cp1251" and _looks_like_utf8(chunk):
+            if offset == 0 and enc == "cp1251" and _looks_like_utf8(chunk):
                 raise RegistryFileError(spec.code, path, "declared cp1251 but the file is UTF-8 (it would read as "
                                         "mojibake such as 'Р°', 'Рµ')")
+            if offset == 0 and utf8 and chunk.startswith(codecs.BOM_UTF8):
+                chunk = chunk[len(codecs.BOM_UTF8):]
+                offset = len(codecs.BOM_UTF8)
             try:
                 text = decoder.decode(chunk, final=final)
             except UnicodeDecodeError as exc:
@@ -160,10 +164,12 @@ def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
                 if enc.startswith("utf-8"):
                     hint = " (is it cp1251 or another single-byte encoding?)"
                 raise RegistryFileError(spec.code, path, f"not valid {enc} at byte {where}{hint}") from exc
-            if first and text.startswith("\ufeff"):
-                text = text[1:]
-            first = False if text else first
-            out.write(text.encode("utf-8"))
+            if utf8:
+                out.write(chunk)  # valid as it is: no second copy through str
+            else:
+                if offset == 0 and text.startswith("\ufeff"):
+                    text = text[1:]
+                out.write(text.encode("utf-8"))
             offset += len(chunk)
             if final:
                 break
@@ -173,7 +179,7 @@ def _to_utf8(spec: RegistrySpec, path: Path) -> bytes:
 def _looks_like_utf8(chunk: bytes) -> bool:
     """Cyrillic in cp1251 is bytes 0xC0-0xFF in runs, which is never valid UTF-8; so non-ASCII
     bytes that decode as UTF-8 mean the agency sent UTF-8 while declaring cp1251."""
-    if not chunk or max(chunk) < 0x80:
+    if not chunk or chunk.isascii():
         return False
     try:
         codecs.getincrementaldecoder("utf-8")(errors="strict").decode(chunk, final=False)
@@ -207,8 +213,11 @@ def _read_csv(spec: RegistrySpec, path: Path) -> RawExport:
     except pa.ArrowInvalid as exc:
         raise RegistryFileError(spec.code, path, f"cannot parse as CSV: {exc}") from exc
     total = table.num_rows + len(malformed)
-    bad = {n for n, _ in malformed if n > 0}
-    rows = np.setdiff1d(np.arange(1, total + 1), np.fromiter(bad, dtype=np.int64, count=len(bad)))
+    good = np.ones(total + 1, bool)
+    good[0] = False
+    numbers = np.fromiter((n for n, _ in malformed), dtype=np.int64, count=len(malformed))
+    good[numbers[(numbers > 0) & (numbers <= total)]] = False
+    rows = np.flatnonzero(good)
     if len(rows) != table.num_rows:  # row numbers unavailable: number rows in order
         rows = np.arange(1, table.num_rows + 1)
     return RawExport(table.append_column("_row", pa.array(rows, type=pa.int64())), malformed)
