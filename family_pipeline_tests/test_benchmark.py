@@ -37,6 +37,28 @@ def test_bench_reports_each_stage_with_time_memory_and_rows(lake_copy, tmp_path,
     assert "synth" not in report
     written = json.loads((lake_copy / "reports" / "bench.json").read_text())
     assert written["stages"] == report["stages"]
+    assert report["truth_in_run"] is True and "truth_exact_family_rate" in _family_metadata()
+
+
+def _family_metadata() -> dict:
+    import dagster as dg
+
+    from family_pipeline.defs.families import FAMILY_MEMBERS
+
+    record = dg.DagsterInstance.get().fetch_materializations(FAMILY_MEMBERS, limit=1).records[0]
+    return record.asset_materialization.metadata
+
+
+def test_bench_can_time_the_run_without_the_truth_and_evaluate_after(lake_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAMILY_PIPELINE_TRUTH_IN_RUN", "1")  # restored after the test: the bench sets it
+    report = run_benchmark(lake_copy, persons=0, synth=False, stages=("families",), truth_in_run=False, evaluate=True)
+    assert report["success"] is True and report["truth_in_run"] is False
+    metadata = _family_metadata()
+    assert metadata["families"].value > 0 and not any(k.startswith("truth_") for k in metadata)
+    # the accuracy is measured after the run instead
+    assert report["evaluation"]["families"]["families"]["exact_family_rate"] > 0.9
+    assert report["evaluation_seconds"] > 0
 
 
 def test_stages_follow_the_data_flow():

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
-from family_pipeline.evaluation.person_truth import MAX_ROWS as TRUTH_IN_RUN_ROWS
+from family_pipeline.evaluation.person_truth import truth_in_run
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
@@ -146,7 +146,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     # the truth accuracy reads only the tables already written: it runs on the second core while
     # the golden records are voted (both spend their time in Arrow and numpy, outside the GIL)
     accuracy_pool = accuracy_job = None
-    if store.truth("mentions").exists() and counts["mentions"] <= TRUTH_IN_RUN_ROWS:
+    if store.truth("mentions").exists() and truth_in_run(counts["mentions"]):
         # a national country is measured by `family-pipeline evaluate` after the run instead:
         # beside the golden records its truth would double the step's memory
         from family_pipeline.evaluation.resolution import linkage_accuracy
@@ -246,7 +246,7 @@ def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
     kinds = pd.Series(anomalies.column("kind").to_pylist()).value_counts().to_dict() if anomalies.num_rows else {}
     meta = {"dagster/row_count": linked.num_rows, "animals": len(set(linked.column("animal_key").to_pylist())),
             "table": dg.MetadataValue.path(str(paths[ANIMALS]))}
-    if store.truth("animal_records").exists():
+    if store.truth("animal_records").exists() and truth_in_run():
         from family_pipeline.evaluation.livestock import livestock_section
 
         accuracy = livestock_section(store)

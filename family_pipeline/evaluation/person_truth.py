@@ -9,7 +9,9 @@ columns, with the sizes and modification times of the crosswalk and the truth me
 made from in the file's metadata): the first step that needs it matches, the others read it.
 
 Above ``MAX_ROWS`` crosswalk rows (a national crosswalk) the assets leave the truth figures to
-``family-pipeline evaluate`` rather than hold the crosswalk and the truth mentions in memory.
+``family-pipeline evaluate`` rather than hold the crosswalk and the truth mentions in memory; so
+do they with ``FAMILY_PIPELINE_TRUTH_IN_RUN=0`` (a run timed as production runs it, where no
+truth exists: ``family-pipeline bench --truth-after``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import pyarrow.parquet as pq
 
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["MAX_ROWS", "in_asset_truth", "person_truth"]
+__all__ = ["MAX_ROWS", "TRUTH_IN_RUN_ENV", "in_asset_truth", "person_truth", "truth_in_run"]
 
 #: crosswalk rows up to which the assets measure themselves against the truth in the same run
 MAX_ROWS = 60_000_000
+#: "0" (or "false", "no"): the assets report no truth figures, whatever the country's size
+TRUTH_IN_RUN_ENV = "FAMILY_PIPELINE_TRUTH_IN_RUN"
 _META_KEY = b"family_pipeline.person_truth"
 _CACHE: dict = {}
 
@@ -39,10 +43,16 @@ def _fingerprint(lake: Lake) -> list | None:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
+def truth_in_run(rows: int = 0) -> bool:
+    """Whether assets measure themselves against a synthetic country's truth in the run (not
+    switched off; ``rows`` crosswalk rows, within :data:`MAX_ROWS`)."""
+    return os.environ.get(TRUTH_IN_RUN_ENV, "1").strip().lower() not in ("0", "false", "no") and rows <= MAX_ROWS
+
+
 def in_asset_truth(lake: Lake) -> bool:
     """Whether the assets measure themselves against the truth in the run: a synthetic country
     whose crosswalk is small enough to match in memory."""
-    return (_fingerprint(lake) is not None
+    return (truth_in_run() and _fingerprint(lake) is not None
             and pq.ParquetFile(lake.table("resolution", "person_xref")).metadata.num_rows <= MAX_ROWS)
 
 
