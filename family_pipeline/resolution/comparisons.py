@@ -31,7 +31,7 @@ def _similarity(keys: np.ndarray, a: np.ndarray, b: np.ndarray, scorer) -> np.nd
     lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
     inverse, distinct = pd.factorize(lo * (len(keys) + 1) + hi)
     ua, ub = distinct // (len(keys) + 1), distinct % (len(keys) + 1)
-    scores = process.cpdist(keys[ua].tolist(), keys[ub].tolist(), scorer=scorer, workers=1)
+    scores = process.cpdist(keys[ua].tolist(), keys[ub].tolist(), scorer=scorer, workers=-1)  # every core
     return np.asarray(scores, float)[inverse]
 
 

@@ -11,6 +11,8 @@ national table of mentions costs a few sorts.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +26,8 @@ __all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "golde
 
 #: the registry whose values win where it has them
 AUTHORITY = "gbd_fl"
+#: fields voted at once (each holds its mentions' codes and sort keys while it votes)
+VOTE_THREADS = 2
 FIELDS = ("iin", "last_name", "first_name", "patronymic", "birth_date", "sex", "region", "address", "death_date")
 
 
@@ -284,11 +288,9 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
     # name parts missing in a mention come from its full name, split once per distinct full name
     full_codes, full_uniques, _ = _ranked_dictionary(_column(mentions, "full_name"))
     parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
-    winner: dict[str, np.ndarray] = {}
-    chosen: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
-    for f in FIELDS:
-        if f not in columns:
-            continue
+
+    def vote(f: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """The field's distinct values, the winning value per person and the registry it came from."""
         as_arrow = None  # the distinct values already in Arrow
         if f in ("last_name", "first_name", "patronymic"):
             codes, values = _name_codes(_column(mentions, f), full_codes, parts[f].to_numpy(dtype=object))
@@ -300,11 +302,11 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
                 codes, as_arrow = ranked
                 values = range(len(as_arrow))  # only its length is used below
         if not (codes >= 0).any():
-            chosen[f] = (pa.array([], pa.null()), np.full(n_persons, -1, np.int64), np.full(n_persons, -1, np.int64))
-            continue
+            return pa.array([], pa.null()), np.full(n_persons, -1, np.int64), np.full(n_persons, -1, np.int64)
         owner, value, count, source, spelled, checked = _votes(
             p, codes, len(values) + 1, src_code, full_alphabet if f in ("last_name", "first_name", "patronymic") else None,
             iin_valid if f == "iin" else None)
+        del codes
         has_auth = source == 0
         source = source - 2  # back to registry codes; below zero reads as the authority
         best = _first_per_group(owner, ~checked, -spelled, -count, ~has_auth, value)
@@ -313,8 +315,13 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
         src = source[best]
         won_source = np.full(n_persons, -1, np.int64)
         won_source[owner[best]] = np.where(src < 0, len(reg_values), np.clip(src, 0, len(reg_values) - 1))
-        chosen[f] = (as_arrow if as_arrow is not None else _as_arrow(np.asarray(values, dtype=object)), won, won_source)
-        winner[f] = won
+        return (as_arrow if as_arrow is not None else _as_arrow(np.asarray(values, dtype=object)), won, won_source)
+
+    # the fields vote independently, in Arrow and numpy sorts that leave the GIL: two at a time
+    fields = [f for f in FIELDS if f in columns]
+    with ThreadPoolExecutor(max_workers=VOTE_THREADS, thread_name_prefix="golden-vote") as pool:
+        chosen: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]] = dict(zip(fields, pool.map(vote, fields)))
+    winner = {f: won for f, (values, won, _) in chosen.items() if not pa.types.is_null(values.type)}
     mentions_per_person = np.bincount(p, minlength=n_persons)
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
     # person with the most mentions keeps it and the others are flagged for review

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,8 @@ DEFAULT_PASSES = [
                  only_when_missing=("birth_date",)),
     BlockingPass("id_prefix+first_name", ("id_prefix", "first_name"), only_when_missing=("birth_date",)),
 ]
+#: columns read and encoded at once while records are prepared
+PREPARE_THREADS = 2
 _SEX = {"M": 0, "F": 1, "m": 0, "f": 1, "М": 0, "Ж": 1, "м": 0, "ж": 1, "male": 0, "female": 1}
 
 
@@ -150,13 +153,26 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     def table(name: str, how) -> tuple[np.ndarray, np.ndarray]:
         return _key_table(column(name), how) if name in columns else (absent, empty)
 
+    # every column is read and encoded on its own (Arrow's dictionary encoding leaves the GIL):
+    # two at a time, taken below in a fixed order
+    pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="link-prepare")
+    jobs = {"last_name": pool.submit(table, "last_name", name_key),
+            "first_name": pool.submit(table, "first_name", name_key),
+            "patronymic": pool.submit(table, "patronymic", patronymic_stem)}
+    for name in ("full_name", "national_id", "sex", "region"):
+        if name in columns:
+            jobs[name] = pool.submit(lambda name=name: _factorize(column(name)))
+    if "birth_date" in columns:
+        jobs["birth_date"] = pool.submit(lambda: _birth_days(column("birth_date")))
+    pool.shutdown(wait=False)
+
     # names: each column's distinct values are normalised once, and every per-row step is one
     # gather through small per-value tables; a full name fills the parts a record lacks
-    ln_raw, ln_keys = table("last_name", name_key)
-    fn_raw, fn_keys = table("first_name", name_key)
-    pt_raw, pt_keys = table("patronymic", patronymic_stem)
+    ln_raw, ln_keys = jobs.pop("last_name").result()
+    fn_raw, fn_keys = jobs.pop("first_name").result()
+    pt_raw, pt_keys = jobs.pop("patronymic").result()
     if "full_name" in columns:
-        full_raw, full_uniques = _factorize(column("full_name"))
+        full_raw, full_uniques = jobs.pop("full_name").result()
         parts = split_full_name(pd.Series(full_uniques, dtype=object))
         # each distinct word is normalised once, not once per distinct full name
         (fl_part, fl_keys), (ff_part, ff_keys), (fp_part, fp_keys) = (
@@ -183,7 +199,7 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
 
     # identifiers: spaces and dashes dropped, upper case — on the distinct values only
     if "national_id" in columns:
-        raw_c, raw_v = _factorize(column("national_id"))
+        raw_c, raw_v = jobs.pop("national_id").result()
     else:
         raw_c, raw_v = absent, empty
     try:
@@ -198,11 +214,11 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     id_v = np.asarray(id_v, dtype=object)
     del raw_c
     if "birth_date" in columns:
-        days = _birth_days(column("birth_date"))
+        days = jobs.pop("birth_date").result()
     else:
         days = np.full(n, NO_DATE, np.int64)
     if "sex" in columns:
-        sex_raw, sex_values = _factorize(column("sex"))
+        sex_raw, sex_values = jobs.pop("sex").result()
         sex = _through(sex_raw, np.array([_SEX.get(v, -1) for v in sex_values], np.int64))
         del sex_raw
     else:
@@ -210,7 +226,7 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     if national_id == "iin":
         sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
         sex = np.where(sex < 0, _through(id_c, sex_codes), sex)
-    region_c = _factorize(column("region"))[0] if "region" in columns else absent
+    region_c = jobs.pop("region").result()[0] if "region" in columns else absent
     rec = {"national_id": id_c, "last_name": ln_c, "first_name": fn_c, "patronymic": pt_c, "birth_date": days,
            "sex": sex, "region": region_c}
     # identifiers that pass their check digit (only IINs can be checked here)
