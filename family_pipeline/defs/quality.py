@@ -10,10 +10,9 @@ from family_pipeline.defs.check_results import to_check_result
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, PERSONS, XREF
 from family_pipeline.defs.resources import LakeResource
-from family_pipeline.quality import CROSS_CHECKS, write_flags
+from family_pipeline.quality import CROSS_CHECKS
 from family_pipeline.quality.cross import POPULATION_REGISTER
-from family_pipeline.quality.report import write_report
-from family_pipeline.quality.runner import MissingInput, release_reference, run_cross_checks
+from family_pipeline.quality.runner import MissingInput, check_registries, release_reference
 
 
 def cross_check_names(spec: RegistrySpec) -> list[str]:
@@ -39,29 +38,25 @@ def _specs(spec: RegistrySpec) -> list[dg.AssetCheckSpec]:
 def build_cross_checks(specs: list[RegistrySpec] | tuple[RegistrySpec, ...]) -> dg.AssetChecksDefinition:
     """Every registry's cross checks as one step that runs the selected ones registry by
     registry: what they share (the resolved persons, the register, the crosswalk) is read once
-    for all of them, and one registry's rows are in memory at a time. A step per registry would
-    read that reference again in each step process."""
+    for all of them, and a registry's rows are in memory only while it is checked (two registries
+    at a time, in processes forked from the step's: see quality.runner). A step per registry
+    would read that reference again in each step process."""
 
     @dg.multi_asset_check(name="cross_registry_checks", specs=[s for spec in specs for s in _specs(spec)],
                           can_subset=True)
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         store = lake.lake()
         selected = context.selected_asset_check_keys
+        wanted = {spec.code: [n for n in cross_check_names(spec) if dg.AssetCheckKey(registry_key(spec.code), n) in selected]
+                  for spec in specs}
         try:
-            for spec in specs:
-                key = registry_key(spec.code)
-                wanted = [n for n in cross_check_names(spec) if dg.AssetCheckKey(key, n) in selected]
-                if not wanted:
-                    continue
-                try:
-                    outcomes = run_cross_checks(store, spec)
-                except MissingInput as e:
-                    raise dg.Failure(str(e)) from e
-                write_flags(store, spec.code, "cross", outcomes)
-                report = str(write_report(store, spec, context.run.run_id, "cross", outcomes))
+            for spec, outcomes, report in check_registries(store, [s for s in specs if wanted[s.code]],
+                                                           context.run.run_id):
                 for o in outcomes:
-                    if o.check in wanted:
-                        yield to_check_result(o, key, report)
+                    if o.check in wanted[spec.code]:
+                        yield to_check_result(o, registry_key(spec.code), report)
+        except MissingInput as e:
+            raise dg.Failure(str(e)) from e
         finally:
             release_reference()  # the steps after this one get the memory back
 

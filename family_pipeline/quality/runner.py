@@ -2,11 +2,19 @@
 resolved persons, the population register, the crosswalk, the linked animals) is read once per
 process and lake state and kept while the files are unchanged — a run checks some ninety
 registries in one process (see ``definitions.py``), so a national crosswalk is read once, not
-ninety times."""
+ninety times.
+
+:func:`check_registries` checks several registries, ``processes`` at a time: the reference is
+built in the step's process, and each registry is checked in a process forked from it, which
+shares the reference's memory (copy-on-write) instead of reading it again. Outcomes come back
+in the registries' order, so the results do not depend on which process finished first."""
 
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +23,7 @@ import pyarrow.parquet as pq
 from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
-from family_pipeline.quality.checks import CheckOutcome
+from family_pipeline.quality.checks import CheckOutcome, write_flags
 from family_pipeline.quality.cross import (
     POPULATION_REGISTER,
     Reference,
@@ -29,12 +37,15 @@ from family_pipeline.quality.cross import (
     tag_disputes,
 )
 
-__all__ = ["MissingInput", "animal_records", "reference", "release_reference", "run_cross_checks"]
+__all__ = ["PROCESSES", "MissingInput", "animal_records", "check_registries", "reference", "release_reference",
+           "run_cross_checks"]
 
 
 #: a crosswalk up to this many references is held in memory and cut by registry once; a larger
 #: one (a national crosswalk holds some 270M) is read registry by registry (see Reference.xref_of)
 XREF_IN_MEMORY_ROWS = 60_000_000
+#: registries checked at once (processes forked from the step's, which built the reference)
+PROCESSES = min(2, os.cpu_count() or 1)
 
 
 class MissingInput(RuntimeError):
@@ -120,3 +131,31 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
         anomalies = pd.read_parquet(store.table("resolution", "livestock_anomalies"), columns=["animal_key", "kind"])
         outcomes.append(livestock(spec, animal_records(store), anomalies))
     return outcomes
+
+
+def check_registries(store: Lake, specs: Sequence[RegistrySpec], run_id: str,
+                     processes: int = PROCESSES) -> Iterator[tuple[RegistrySpec, list[CheckOutcome], str]]:
+    """(registry, its cross-check outcomes, its report) for each of ``specs`` in their order, the
+    flags and the report written; ``processes`` registries at a time (see the module docstring)."""
+    specs = list(specs)
+    if not specs:
+        return
+    reference(store)  # built here once: forked processes inherit it
+    if any(s.has_animals for s in specs) and store.table("resolution", "animal_records").exists():
+        animal_records(store)
+    if processes <= 1 or len(specs) == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for spec in specs:
+            yield spec, *_check_registry(store, run_id, spec)
+        return
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        results = pool.imap(functools.partial(_check_registry, store, run_id), specs)
+        for spec, (outcomes, report) in zip(specs, results):
+            yield spec, outcomes, report
+
+
+def _check_registry(store: Lake, run_id: str, spec: RegistrySpec) -> tuple[list[CheckOutcome], str]:
+    from family_pipeline.quality.report import write_report
+
+    outcomes = run_cross_checks(store, spec)
+    write_flags(store, spec.code, "cross", outcomes)
+    return outcomes, str(write_report(store, spec, run_id, "cross", outcomes))
