@@ -13,13 +13,14 @@ it is stable by construction.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "group_order", "pairs_within",
-           "reusing_freed_memory", "sorted_unique"]
+           "release_free_memory", "reusing_freed_memory", "sorted_unique"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ _DEFAULT_THRESHOLD = 128 * 1024
 _reuse_depth = 0
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
     try:
         import ctypes
@@ -210,21 +212,56 @@ def pairs_within(groups: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Distinct candidate pairs over every pass, sorted; and per-pass statistics."""
+    """Distinct candidate pairs over every pass, sorted; and per-pass statistics.
+
+    Each pass's pairs are packed into one int64 (``i * n + j``) and copied into one array as the
+    pass ends; the union is sorted and made distinct in place, so at national size (200M pairs
+    at 5M persons) the pairs are held about twice, not four times."""
     n = len(next(iter(table.values())))
     chunks, stats = [], {}
     for p in passes:
         groups = combine_keys([table[c] for c in p.columns])
         i, j, skipped = pairs_within(groups, p.cap)
+        del groups
         if p.only_when_missing:
             keep = np.zeros(len(i), bool)
             for f in p.only_when_missing:
                 keep |= (table[f][i] < 0) | (table[f][j] < 0)
             i, j = i[keep], j[keep]
-        chunks.append(i * n + j)
-        del i, j, groups
+            del keep
+        i *= n
+        i += j
+        del j
+        chunks.append(i)
+        del i
         stats[p.name] = {"pairs": int(len(chunks[-1])), "records_in_skipped_blocks": skipped}
-    codes = sorted_unique(np.concatenate(chunks)) if chunks else np.empty(0, np.int64)
-    del chunks
+        release_free_memory()
+    codes = np.empty(sum(len(c) for c in chunks), np.int64)
+    at = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        codes[at: at + len(chunk)] = chunk
+        at += len(chunk)
+        del chunk
+    codes.sort()
+    if len(codes):
+        distinct = np.empty(len(codes), bool)
+        distinct[0] = True
+        np.not_equal(codes[1:], codes[:-1], out=distinct[1:])
+        codes = codes[distinct]
+        del distinct
     stats["distinct_pairs"] = int(len(codes))
-    return codes // n, codes % n, stats
+    j = codes % n
+    codes //= n  # in place: the first side of each pair
+    return codes, j, stats
+
+
+def release_free_memory() -> None:
+    """Hand memory freed inside the heap back to the kernel (glibc's ``malloc_trim``): while
+    ``reusing_freed_memory`` keeps freed arrays for reuse, a national run would otherwise hold the
+    high-water mark of every phase at once."""
+    libc = _libc()
+    if libc is not None:
+        import ctypes
+
+        libc.malloc_trim(ctypes.c_size_t(0))

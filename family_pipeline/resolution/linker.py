@@ -24,7 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from family_pipeline.lib.identifiers import valid_iin_mask
-from family_pipeline.resolution.blocking import BlockingPass, candidate_pairs, dense_codes, reusing_freed_memory
+from family_pipeline.resolution.blocking import (
+    BlockingPass,
+    candidate_pairs,
+    dense_codes,
+    release_free_memory,
+    reusing_freed_memory,
+)
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.model import FellegiSunter, pattern_codes
@@ -52,6 +58,8 @@ DEFAULT_PASSES = [
 ]
 #: columns read and encoded at once while records are prepared
 PREPARE_THREADS = 2
+#: pairs scored at a time
+SCORE_CHUNK = 4_000_000
 _SEX = {"M": 0, "F": 1, "m": 0, "f": 1, "М": 0, "Ж": 1, "м": 0, "ж": 1, "male": 0, "female": 1}
 
 
@@ -285,16 +293,30 @@ def _exact_u(agreeing: dict[str, tuple[float, float]], matches: float = 0.0, m_e
     return out
 
 
-def _term_frequencies(sig: dict, i: np.ndarray, fields=("last_name", "first_name")) -> dict[str, np.ndarray]:
-    tf = {}
+def _frequency_tables(sig: dict, fields=("last_name", "first_name")) -> dict[str, np.ndarray]:
+    """Per field: the share of signatures holding each value (by code; the last slot for none)."""
+    tables = {}
     for f in fields:
         v = sig[f]
         present = v >= 0
         freq = np.zeros(v.max() + 2 if len(v) else 1)
         if present.any():
             freq[: v[present].max() + 1] = np.bincount(v[present]) / present.sum()
-        tf[f] = freq[np.maximum(v[i], 0)]
-    return tf
+        tables[f] = freq
+    return tables
+
+
+def _scores(model: FellegiSunter, sig: dict, levels: dict[str, np.ndarray], i: np.ndarray,
+            chunk: int = SCORE_CHUNK) -> np.ndarray:
+    """Match probability of every pair, ``chunk`` pairs at a time: the term frequencies and the
+    weights' temporaries exist for one chunk, never for all pairs (200M at 5M persons)."""
+    p = np.empty(len(i))
+    tables = _frequency_tables(sig)
+    for s in range(0, len(i), chunk):
+        e = min(s + chunk, len(i))
+        tf = {f: freq[np.maximum(sig[f][i[s:e]], 0)] for f, freq in tables.items()}
+        p[s:e] = model.probability({f: lv[s:e] for f, lv in levels.items()}, tf)
+    return p
 
 
 def _anchors(levels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -322,6 +344,7 @@ class _Clock:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
 
     def lap(self, name: str) -> None:
+        release_free_memory()  # each phase's temporaries go back before the next phase peaks
         wall, cpu = time.perf_counter(), time.process_time()
         self.laps[name] = {"seconds": round(wall - self._wall, 2), "cpu_seconds": round(cpu - self._cpu, 2),
                            "peak_rss_mb": _peak_rss_mb()}
@@ -356,7 +379,6 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
     stats["candidate_pairs"] = int(len(i))
     clock.lap("blocking")
     levels = compare(sig, vocab, i, j)
-    tf = _term_frequencies(sig, i)
     clock.lap("compare")
     if model is None:
         model = FellegiSunter(levels=dict(LEVELS), tf_fields=("last_name", "first_name"))
@@ -378,8 +400,7 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
         all_pairs = n_sig * (n_sig - 1) / 2
         model.prior = float(min(max(model.prior * len(i) / max(all_pairs, 1), 1e-12), 0.5))
     clock.lap("estimate")
-    p = model.probability(levels, tf) if len(i) else np.empty(0)
-    del tf
+    p = _scores(model, sig, levels, i)
     clock.lap("score")
 
     checked = vocab["national_id_checked"]

@@ -24,13 +24,16 @@ _FLOOR = 1e-6
 
 def pattern_codes(levels: dict[str, np.ndarray], fields: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct patterns as a fields x k matrix of levels, inverse index, counts)."""
-    code = np.zeros(len(levels[fields[0]]), np.int64)
+    small = 6 ** len(fields) <= 1 << 24
+    dtype = np.int32 if small else np.int64  # national pair counts: half the memory per pair
+    code = np.zeros(len(levels[fields[0]]), dtype)
     for f in fields:
-        code = code * 6 + (levels[f].astype(np.int64) + 1)
-    if 6 ** len(fields) <= 1 << 24:  # a count per possible pattern: no sort at all
+        code *= 6
+        code += levels[f].astype(dtype) + 1
+    if small:  # a count per possible pattern: no sort at all
         per_code = np.bincount(code, minlength=6 ** len(fields))
         uniq = np.flatnonzero(per_code)
-        index = np.full(len(per_code), -1, np.int64)
+        index = np.full(len(per_code), -1, np.int32)
         index[uniq] = np.arange(len(uniq))
         inverse, counts = index[code], per_code[uniq]
     else:
