@@ -22,7 +22,10 @@ from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.resolution.blocking import dense_codes, group_order, pairs_within
 
-__all__ = ["cluster"]
+__all__ = ["MATRIX_WIDTH", "cluster"]
+
+#: broken components up to this padded size are rebuilt together on compatibility matrices
+MATRIX_WIDTH = 512
 
 
 def _cores(labels: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -56,8 +59,16 @@ def _rebuild(n: int, labels: np.ndarray, broken: np.ndarray, ki: np.ndarray, kj:
     local_of = np.full(n, -1, np.int64)
     comp_of[nodes] = np.repeat(np.arange(len(starts)), sizes)
     local_of[nodes] = np.arange(len(nodes)) - np.repeat(starts, sizes)
+    width = np.maximum(1 << np.ceil(np.log2(np.maximum(sizes, 2))).astype(np.int64), 2)  # padded size
+    widest = int(width.max())
+    # a component too wide for a matrix of its own (national runs chain thousands of records
+    # through bad links) is rebuilt link by link, judging only the groups a link would join
+    large = width > MATRIX_WIDTH
+    in_small = in_broken.copy()
+    if large.any():
+        in_small[nodes[np.repeat(large, sizes)]] = False
     # which members may share a person: every pair inside each component, judged in one call
-    pa, pb, _ = pairs_within(np.where(in_broken, labels, -1), cap=max(int(sizes.max()), 2))
+    pa, pb, _ = pairs_within(np.where(in_small, labels, -1), cap=max(int(sizes[~large].max()) if (~large).any() else 2, 2))
     fits = compatible(pa, pb) if len(pa) else np.empty(0, bool)
     # links inside the broken components, strongest first; rank = position within the component
     e = np.flatnonzero(in_broken[ki])
@@ -70,10 +81,14 @@ def _rebuild(n: int, labels: np.ndarray, broken: np.ndarray, ki: np.ndarray, kj:
 
     group = np.full(n, -1, np.int64)
     refused = 0
-    width = np.maximum(1 << np.ceil(np.log2(np.maximum(sizes, 2))).astype(np.int64), 2)  # padded size
+    for c in np.flatnonzero(large):
+        members = nodes[starts[c]: starts[c] + sizes[c]]
+        links = np.flatnonzero(ec == c)  # this component's links, strongest first
+        local, refused_here = _rebuild_one(members, eu[links], ev[links], compatible)
+        group[members] = c * widest + local
+        refused += refused_here
     pair_comp = comp_of[pa]
-    widest = int(width.max())
-    for w in np.unique(width):
+    for w in np.unique(width[~large]):
         comps = np.flatnonzero(width == w)
         slot = np.full(len(starts), -1, np.int64)
         slot[comps] = np.arange(len(comps))
@@ -105,6 +120,30 @@ def _rebuild(n: int, labels: np.ndarray, broken: np.ndarray, ki: np.ndarray, kj:
         members = nodes[np.isin(comp_of[nodes], comps)]
         group[members] = comp_of[members] * widest + grp[slot[comp_of[members]], local_of[members]]
     return group, refused
+
+
+def _rebuild_one(members: np.ndarray, eu: np.ndarray, ev: np.ndarray,
+                 compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+    """The greedy complete-linkage rebuild of one component, link by link (strongest first):
+    two groups merge when every member of one is compatible with every member of the other; the
+    same rule as the batched rebuild, for a component too wide for its matrix. (group per member,
+    numbered by member position; links refused)."""
+    grp = np.arange(len(members))
+    of_group = {g: [g] for g in range(len(members))}
+    refused = 0
+    for u, v in zip(eu.tolist(), ev.tolist()):
+        gu, gv = grp[u], grp[v]
+        if gu == gv:
+            continue
+        a = np.repeat(np.asarray(of_group[gu]), len(of_group[gv]))
+        b = np.tile(np.asarray(of_group[gv]), len(of_group[gu]))
+        lo, hi = np.minimum(members[a], members[b]), np.maximum(members[a], members[b])
+        if not compatible(lo, hi).all():
+            refused += 1
+            continue
+        grp[of_group[gv]] = gu
+        of_group[gu].extend(of_group.pop(gv))
+    return grp, refused
 
 
 def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, support: np.ndarray,

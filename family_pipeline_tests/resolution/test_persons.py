@@ -193,8 +193,14 @@ def _reference_rebuild(labels, broken, ki, kj, kp, fits):
     return {x: find(x) for x in parent}
 
 
-def test_vectorised_rebuild_takes_the_same_links_as_the_link_by_link_rule():
+@pytest.mark.parametrize("matrix_width", [512, 8])
+def test_vectorised_rebuild_takes_the_same_links_as_the_link_by_link_rule(matrix_width, monkeypatch):
+    """Both ways of rebuilding: components on matrices, and (``matrix_width`` 8: most of these
+    components are wider) the link-by-link rebuild of a component too wide for one."""
+    from family_pipeline.resolution import clustering
     from family_pipeline.resolution.clustering import _rebuild
+
+    monkeypatch.setattr(clustering, "MATRIX_WIDTH", matrix_width)
 
     rng = np.random.default_rng(5)
     sizes = rng.integers(2, 40, 300)
@@ -225,6 +231,11 @@ def test_vectorised_rebuild_takes_the_same_links_as_the_link_by_link_rule():
     assert (pd.crosstab(ours, theirs).gt(0).sum(axis=1) == 1).all()  # the same partition
     assert len(np.unique(ours)) == len(np.unique(theirs))
     assert refused > 0
+    # the other way of rebuilding refuses the same links and makes the same groups
+    monkeypatch.setattr(clustering, "MATRIX_WIDTH", 512 if matrix_width != 512 else 8)
+    other_group, other_refused = _rebuild(n, labels, broken, ki, kj, kp, compatible)
+    assert other_refused == refused
+    assert pd.crosstab(group[nodes], other_group[nodes]).gt(0).sum(axis=1).eq(1).all()
 
 
 def test_integer_keys_match_a_pandas_groupby():
