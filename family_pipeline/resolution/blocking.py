@@ -4,7 +4,10 @@ Several passes, each a key over the records (national id; birth date with last n
 with first name; last with first name and birth year; the unordered pair of first and last name
 with the birth date, which catches swapped parts). A pair found by any pass is a candidate.
 Blocks larger than a pass's cap are skipped and counted, so one common key cannot blow the
-candidate set up; the other passes still reach those records.
+candidate set up; the other passes still reach those records. A pass with ``one_per`` takes one
+record per value of that field in each block: the name passes see one signature per IIN, so
+their pairs grow with the population rather than with the square of its namesakes (at 1M
+persons 15.0M candidate pairs became 8.7M, with pairwise F1 0.9951 → 0.9954).
 
 Everything here works on integer codes with sorts: a sort of packed 64-bit keys (key bits above,
 row index below) is several times cheaper than an argsort or a hash table at national size, and
@@ -32,6 +35,11 @@ class BlockingPass:
     #: keep only pairs where a side lacks one of these fields: a pass whose key grows with the
     #: population (namesakes) is only for records the sharper passes cannot reach
     only_when_missing: tuple[str, ...] = ()
+    #: in each block, only the first record of each value of this field takes part (records
+    #: without one all do): a person's four or five signatures under one IIN are already paired
+    #: by the IIN pass, so a namesake pass pairs the person once, not every signature with every
+    #: namesake's — the pairs grow with the population, not with the square of its namesakes
+    one_per: str | None = None
 
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -221,6 +229,8 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
     chunks, stats = [], {}
     for p in passes:
         groups = combine_keys([table[c] for c in p.columns])
+        if p.one_per is not None:
+            groups = _first_per_value(groups, table[p.one_per])
         i, j, skipped = pairs_within(groups, p.cap)
         del groups
         if p.only_when_missing:
@@ -254,6 +264,20 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
     j = codes % n
     codes //= n  # in place: the first side of each pair
     return codes, j, stats
+
+
+def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``groups`` with every record but the first of each (group, value) taken out (-1); records
+    without a value (< 0) stay."""
+    rows = np.flatnonzero((groups >= 0) & (values >= 0))
+    if len(rows) == 0:
+        return groups
+    combo = dense_codes([groups[rows], values[rows]])  # numbered in order of first appearance
+    seen = np.maximum.accumulate(combo)
+    first = np.r_[True, seen[1:] > seen[:-1]]
+    out = groups.copy()
+    out[rows[~first]] = -1
+    return out
 
 
 def release_free_memory() -> None:

@@ -47,14 +47,15 @@ __all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
 COLUMNS = ("national_id", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex", "region")
 DEFAULT_PASSES = [
     BlockingPass("national_id", ("national_id",), cap=200),
-    BlockingPass("birth_date+last_name", ("birth_date", "last_name")),
-    BlockingPass("birth_date+first_name", ("birth_date", "first_name")),
+    BlockingPass("birth_date+last_name", ("birth_date", "last_name"), one_per="national_id"),
+    BlockingPass("birth_date+first_name", ("birth_date", "first_name"), one_per="national_id"),
     BlockingPass("last_name+first_name+birth_year", ("last_name", "first_name", "birth_year"),
-                 only_when_missing=("national_id",)),
-    BlockingPass("name_pair+birth_date", ("name_lo", "name_hi", "birth_date")),
+                 only_when_missing=("national_id",), one_per="national_id"),
+    BlockingPass("name_pair+birth_date", ("name_lo", "name_hi", "birth_date"), one_per="national_id"),
     BlockingPass("last_name+first_name+patronymic", ("last_name", "first_name", "patronymic"),
-                 only_when_missing=("birth_date",)),
-    BlockingPass("id_prefix+first_name", ("id_prefix", "first_name"), only_when_missing=("birth_date",)),
+                 only_when_missing=("birth_date",), one_per="national_id"),
+    BlockingPass("id_prefix+first_name", ("id_prefix", "first_name"), only_when_missing=("birth_date",),
+                 one_per="national_id"),
 ]
 #: columns read and encoded at once while records are prepared
 PREPARE_THREADS = 2
