@@ -35,5 +35,4 @@ def _instance_classes() -> None:
 
 
 _instance_classes()
-for job in build().resolve_all_job_defs():
-    job.get_job_snapshot  # noqa: B018  (resolving is what the step processes would repeat)
+build().resolve_all_job_defs()  # cached in the repository: the step processes find the jobs resolved

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "group_order", "pairs_within",
+__all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "first_appearances", "group_order",
+           "pairs_within",
            "release_free_memory", "reusing_freed_memory", "sorted_unique"]
 
 
@@ -110,12 +111,29 @@ def group_order(keys: np.ndarray) -> np.ndarray:
     return packed
 
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """np.unique of an int64 array by one sort (numpy's hash-based unique is far slower)."""
-    s = np.sort(np.asarray(values, np.int64))
+def sorted_unique(values: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """np.unique of an int64 array by one sort (numpy's hash-based unique is far slower);
+    ``in_place`` sorts ``values`` itself instead of a copy (a national array held once less)."""
+    if in_place:
+        s = values
+        s.sort()
+    else:
+        s = np.sort(np.asarray(values, np.int64))
     if len(s) == 0:
         return s
-    return s[np.r_[True, s[1:] != s[:-1]]]
+    distinct = np.empty(len(s), bool)
+    distinct[0] = True
+    np.not_equal(s[1:], s[:-1], out=distinct[1:])
+    return s[distinct]
+
+
+def first_appearances(codes: np.ndarray) -> np.ndarray:
+    """Whether each row is the first of its code, for codes numbered in order of first
+    appearance (``dense_codes``): a first row raises the running maximum."""
+    if len(codes) == 0:
+        return np.empty(0, bool)
+    seen = np.maximum.accumulate(codes)
+    return np.r_[True, seen[1:] > seen[:-1]]
 
 
 def dense_codes(columns: list[np.ndarray]) -> np.ndarray:
@@ -253,13 +271,7 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
         codes[at: at + len(chunk)] = chunk
         at += len(chunk)
         del chunk
-    codes.sort()
-    if len(codes):
-        distinct = np.empty(len(codes), bool)
-        distinct[0] = True
-        np.not_equal(codes[1:], codes[:-1], out=distinct[1:])
-        codes = codes[distinct]
-        del distinct
+    codes = sorted_unique(codes, in_place=True)
     stats["distinct_pairs"] = int(len(codes))
     j = codes % n
     codes //= n  # in place: the first side of each pair
@@ -272,9 +284,7 @@ def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero((groups >= 0) & (values >= 0))
     if len(rows) == 0:
         return groups
-    combo = dense_codes([groups[rows], values[rows]])  # numbered in order of first appearance
-    seen = np.maximum.accumulate(combo)
-    first = np.r_[True, seen[1:] > seen[:-1]]
+    first = first_appearances(dense_codes([groups[rows], values[rows]]))
     out = groups.copy()
     out[rows[~first]] = -1
     return out

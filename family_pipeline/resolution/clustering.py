@@ -68,7 +68,7 @@ def _rebuild(n: int, labels: np.ndarray, broken: np.ndarray, ki: np.ndarray, kj:
     if large.any():
         in_small[nodes[np.repeat(large, sizes)]] = False
     # which members may share a person: every pair inside each component, judged in one call
-    pa, pb, _ = pairs_within(np.where(in_small, labels, -1), cap=max(int(sizes[~large].max()) if (~large).any() else 2, 2))
+    pa, pb, _ = pairs_within(np.where(in_small, labels, -1), cap=int(sizes[~large].max(initial=2)))
     fits = compatible(pa, pb) if len(pa) else np.empty(0, bool)
     # links inside the broken components, strongest first; rank = position within the component
     e = np.flatnonzero(in_broken[ki])

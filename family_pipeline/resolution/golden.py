@@ -341,7 +341,7 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
         out[f] = _pick(values, won)
         out[f"{f}_source"] = _pick(source_names, won_source)
     out["mentions"] = pa.array(mentions_per_person.astype(np.int64))
-    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes)
+    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes, in_place=True)  # a fresh array
     out["registries"] = pa.array(np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons).astype(np.int64))
     out["alive"] = pc.is_null(out["death_date"]) if "death_date" in out else pa.array(np.ones(n_persons, bool))
     out["iin_disputed"] = pa.array(disputed_mask)

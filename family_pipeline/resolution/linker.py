@@ -28,6 +28,7 @@ from family_pipeline.resolution.blocking import (
     BlockingPass,
     candidate_pairs,
     dense_codes,
+    first_appearances,
     release_free_memory,
     reusing_freed_memory,
 )
@@ -168,11 +169,10 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     jobs = {"last_name": pool.submit(table, "last_name", name_key),
             "first_name": pool.submit(table, "first_name", name_key),
             "patronymic": pool.submit(table, "patronymic", patronymic_stem)}
-    for name in ("full_name", "national_id", "sex", "region"):
+    for name, encode in (("full_name", _factorize), ("national_id", _factorize), ("sex", _factorize),
+                         ("region", _factorize), ("birth_date", _birth_days)):
         if name in columns:
-            jobs[name] = pool.submit(lambda name=name: _factorize(column(name)))
-    if "birth_date" in columns:
-        jobs["birth_date"] = pool.submit(lambda: _birth_days(column("birth_date")))
+            jobs[name] = pool.submit(lambda name, encode: encode(column(name)), name, encode)
     pool.shutdown(wait=False)
 
     # names: each column's distinct values are normalised once, and every per-row step is one
@@ -247,10 +247,7 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
 def _signatures(rec: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
     """(signature per row, signature table, mention count per signature, first row per signature)."""
     sig = dense_codes(list(rec.values()))
-    # signatures are numbered in order of first appearance: a row is a first one where it raises
-    # the running maximum
-    seen = np.maximum.accumulate(sig) if len(sig) else sig
-    first = np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]]) if len(sig) else np.empty(0, np.int64)
+    first = np.flatnonzero(first_appearances(sig))  # signatures are numbered in order of first appearance
     table = {k: v[first] for k, v in rec.items()}
     return sig, table, np.bincount(sig), first
 
