@@ -93,14 +93,16 @@ def render(browser: str, url: str, screenshot: Path, profile: Path) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", text).split())
 
 
-def render_until(browser: str, url: str, screenshot: Path, profile: Path, pattern: str, attempts: int = 4) -> str:
-    """Render until the page shows ``pattern``: a cold webserver may still be loading the nodes'
-    live data when Chromium's virtual time runs out."""
-    for _ in range(attempts):
+def render_until(browser: str, url: str, screenshot: Path, profile: Path, pattern: str, seconds: float = 240) -> str:
+    """Render until the page shows ``pattern``, for up to ``seconds``: a cold webserver on a busy
+    machine may still be loading the nodes' live data when Chromium's virtual time runs out (four
+    attempts back to back were not always enough while the rest of the suite ran)."""
+    deadline = time.monotonic() + seconds
+    while True:
         text = render(browser, url, screenshot, profile)
-        if re.search(pattern, text):
-            break
-    return text
+        if re.search(pattern, text) or time.monotonic() > deadline:
+            return text
+        time.sleep(2)
 
 
 def test_dagster_dev_shows_the_registry_graph_with_check_results(small_country, tmp_path, dagster_home):
