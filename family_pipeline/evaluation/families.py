@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from family_pipeline.evaluation.person_truth import in_asset_truth, person_truth
-from family_pipeline.evaluation.resolution import KEYS, golden_to_truth
+from family_pipeline.evaluation.person_truth import person_truth
+from family_pipeline.evaluation.resolution import golden_to_truth
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["families_section", "family_accuracy", "golden_to_truth"]
@@ -100,13 +100,8 @@ def families_section(lake: Lake) -> dict:
     if not path.exists():
         return {"status": "not materialized"}
     members = pq.read_table(path, columns=["person_id", "family_id"]).to_pandas()
-    xref = truth_mentions = mapping = None
-    if in_asset_truth(lake):
-        mapping = person_truth(lake).reset_index()
-    else:
-        xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"]).to_pandas()
-        truth_mentions = pq.read_table(lake.truth("mentions")).to_pandas()
+    mapping = person_truth(lake).reset_index()  # made once per crosswalk, column by column
     truth_persons = pq.read_table(lake.truth("persons"), columns=["person_id", "alive", "family_id"]).to_pandas()
     truth_families = pq.read_table(lake.truth("families"), columns=["family_id", "family_type"]).to_pandas()
-    return {"status": "ok", "families": family_accuracy(members, xref, truth_mentions, truth_persons, truth_families,
+    return {"status": "ok", "families": family_accuracy(members, None, None, truth_persons, truth_families,
                                                             mapping=mapping)}

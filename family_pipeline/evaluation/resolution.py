@@ -20,6 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.lib.lake import Lake
+from family_pipeline.lib.parquet_columns import ParquetColumns
 
 __all__ = ["golden_to_truth", "linkage_accuracy", "matching_rows", "resolution_section", "true_ids", "true_person_of"]
 
@@ -219,12 +220,15 @@ def true_person_of(lake: Lake, registries: list[str] | None = None,
                    person_ids: np.ndarray | None = None) -> pd.Series:
     """pipeline person_id → true person id (``golden_to_truth`` over the lake's crosswalk), read
     only for ``registries`` and ``person_ids`` when given."""
+    xref_path, truth_path = lake.table("resolution", "person_xref"), lake.truth("mentions")
+    if not registries and person_ids is None:  # the whole crosswalk: column by column
+        return golden_to_truth(ParquetColumns(xref_path), ParquetColumns(truth_path)).set_index("person_id").true_id
     filters = [("registry", "in", list(registries))] if registries else None
-    xref = pq.read_table(lake.table("resolution", "person_xref"), columns=KEYS + ["person_id"], filters=filters)
+    xref = pq.read_table(xref_path, columns=KEYS + ["person_id"], filters=filters)
     if person_ids is not None:
         wanted = np.isin(_ints(xref, "person_id"), pd.unique(np.asarray(person_ids)))
         xref = xref.filter(pa.array(wanted))
-    truth = pq.read_table(lake.truth("mentions"), filters=filters)
+    truth = pq.read_table(truth_path, columns=KEYS + ["person_id"], filters=filters)
     return golden_to_truth(xref, truth).set_index("person_id").true_id
 
 
@@ -303,8 +307,9 @@ def resolution_section(lake: Lake) -> dict:
     xref_path = lake.table("resolution", "person_xref")
     if not xref_path.exists():
         return {"status": "not materialized"}
-    xref = pq.read_table(xref_path, columns=KEYS + ["person_id", "signature"])
-    truth = pq.read_table(lake.truth("mentions"))
+    # column by column, as the resolution asset measures itself: a national crosswalk and its
+    # truth (67M rows each at 5M persons) are never in memory whole
     cand_path = lake.table("resolution", "person_candidate_pairs")
-    candidates = pq.read_table(cand_path, columns=["signature_a", "signature_b"]) if cand_path.exists() else None
-    return {"status": "ok", "persons": linkage_accuracy(xref, truth, candidates)}
+    candidates = ParquetColumns(cand_path) if cand_path.exists() else None
+    return {"status": "ok",
+            "persons": linkage_accuracy(ParquetColumns(xref_path), ParquetColumns(lake.truth("mentions")), candidates)}

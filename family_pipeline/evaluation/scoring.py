@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from family_pipeline.evaluation.person_truth import in_asset_truth, person_truth
-from family_pipeline.evaluation.resolution import true_person_of
+from family_pipeline.evaluation.person_truth import person_truth
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["LOWEST", "category_errors", "scoring_accuracy", "scoring_section", "true_family_of_heads"]
@@ -67,10 +66,7 @@ def scoring_accuracy(scores: pd.DataFrame) -> dict:
 
 def true_family_of_heads(lake: Lake, head_person_ids: np.ndarray) -> np.ndarray:
     """The true family id of each golden head person (-1 when it cannot be told)."""
-    if in_asset_truth(lake):  # the vote of a person only counts that person's mentions
-        best = person_truth(lake)
-    else:
-        best = true_person_of(lake, person_ids=head_person_ids)
+    best = person_truth(lake)  # the vote of a person only counts that person's mentions
     persons = pq.read_table(lake.truth("persons"), columns=["person_id", "family_id"]).to_pandas()
     family_of_person = pd.Series(persons.family_id.to_numpy(), index=persons.person_id.to_numpy())
     true_person = best.reindex(head_person_ids)
