@@ -147,14 +147,18 @@ def _rebuild_one(members: np.ndarray, eu: np.ndarray, ev: np.ndarray,
 
 
 def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, support: np.ndarray,
-            compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, dict]:
+            compatible: Callable[[np.ndarray, np.ndarray], np.ndarray],
+            exclude: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Cluster label per record (0..k-1 in order of first member) and statistics.
 
     ``compatible(a, b)`` says, per record pair, that nothing in them contradicts one person (no
     conflicting birth date, first name or checked national id); a member must be compatible with
-    its core and, when a component is rebuilt, with every member of a group it joins.
+    its core and, when a component is rebuilt, with every member of a group it joins. Pairs at
+    the positions ``exclude`` are no links whatever their probability.
     """
     keep = p >= threshold
+    if exclude is not None and len(exclude):
+        keep[exclude] = False
     ki, kj, kp = i[keep], j[keep], p[keep]
     graph = coo_matrix((np.ones(len(ki), np.int8), (ki, kj)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)

@@ -280,15 +280,31 @@ def _agreeing_pairs(sig: dict) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _exact_u(agreeing: dict[str, tuple[float, float]], matches: float = 0.0, m_exact: dict[str, float] | None = None) -> dict[str, float]:
+def _exact_u(agreeing: dict[str, tuple[float, float]], matches: float = 0.0, m_exact: dict[str, float] | None = None,
+             counted: dict[str, float] | None = None) -> dict[str, float]:
     """P(two signatures agree exactly | different persons). Agreeing pairs of the same person are
-    taken out (``matches`` expected matching pairs, ``m_exact`` their agreement rate); at least
-    one coincidence in the whole space is assumed, so no weight is infinite."""
+    taken out (``matches`` expected matching pairs, ``m_exact`` their agreement rate), unless the
+    agreements of different persons were ``counted`` for the field; at least one coincidence in
+    the whole space is assumed, so no weight is infinite."""
     out = {}
     for f, (agree, total) in agreeing.items():
-        coincidences = agree - matches * (m_exact or {}).get(f, 0.0)
+        if counted and f in counted:
+            coincidences = counted[f]
+        else:
+            coincidences = agree - matches * (m_exact or {}).get(f, 0.0)
         out[f] = float(max(coincidences, 1.0, agree * 1e-4) / total)
     return out
+
+
+def _id_coincidences(levels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Candidate pairs sharing a national id that are two persons for certain — their birth dates
+    and first names both differ: a mistyped or borrowed id. Every pair sharing an id is a
+    candidate, so this counts the id's coincidences directly; they grow with the country (a share
+    of its records), while the pairs they are drawn from grow with its square, so the id's
+    weight keeps pace with the falling prior at any size (the difference of the agreeing pairs
+    and the expected matches is too small against either to estimate it)."""
+    clash = (levels["national_id"] == 3) & (levels["birth_date"] == 0) & (levels["first_name"] == 0)
+    return {"national_id": float(np.count_nonzero(clash))}
 
 
 def _frequency_tables(sig: dict, fields=("last_name", "first_name")) -> dict[str, np.ndarray]:
@@ -383,7 +399,8 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
         ra, rb = _random_pairs(n_sig, min(u_sample, max(n_sig * 4, 1000)), seed)
         random_levels = compare(sig, vocab, ra, rb)
         agreeing = _agreeing_pairs(sig)
-        model.estimate_u(random_levels, _exact_u(agreeing))
+        counted = _id_coincidences(levels)
+        model.estimate_u(random_levels, _exact_u(agreeing, counted=counted))
         model.initial_m()
         model.estimate_m_from_anchors(levels, _anchors(levels))
         # EM runs over the distinct comparison patterns; they are computed once for every pass
@@ -391,7 +408,7 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
         model.estimate_prior(em_levels)
         # exact agreement of different persons: the agreeing pairs less those of the same person
         matches = model.prior * len(i)
-        model.estimate_u(random_levels, _exact_u(agreeing, matches, {f: model.m[f][-1] for f in agreeing}))
+        model.estimate_u(random_levels, _exact_u(agreeing, matches, {f: model.m[f][-1] for f in agreeing}, counted))
         model.estimate_prior(em_levels)
         # the prior over every pair of signatures, not over the blocked candidates: u comes from
         # random pairs, so the prior must describe random pairs too
@@ -403,15 +420,24 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
 
     checked = vocab["national_id_checked"]
 
-    def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        lv = compare(sig, vocab, a, b, fields=("national_id", "last_name", "first_name", "birth_date"))
+    def agrees(a: np.ndarray, b: np.ndarray, lv: dict[str, np.ndarray]) -> np.ndarray:
+        """Nothing in the pair's levels ``lv`` contradicts one person."""
         ida, idb = sig["national_id"][a], sig["national_id"][b]
         both_checked = (ida >= 0) & (idb >= 0) & checked[np.maximum(ida, 0)] & checked[np.maximum(idb, 0)]
         vouched = (lv["birth_date"] == 3) & (lv["first_name"] >= 2)  # a copied or mistyped id
         return ~((lv["birth_date"] == 0) | (lv["first_name"] == 0)
                  | ((lv["national_id"] == 0) & both_checked & ~vouched))
 
-    labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible)
+    def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return agrees(a, b, compare(sig, vocab, a, b, fields=("national_id", "last_name", "first_name", "birth_date")))
+
+    # a pair whose own records contradict each other (a relative's id, two birth dates) is no
+    # link however strong: left in, it would break its component and fragment the rebuild
+    strong = np.flatnonzero(p >= threshold)
+    contradicting = strong[~agrees(i[strong], j[strong], {f: levels[f][strong] for f in ("national_id", "first_name", "birth_date")})]
+    del strong
+    labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible, exclude=contradicting)
+    del contradicting
     stats["clustering"] = cstats
     clock.lap("cluster")
     # the strongest link that holds each signature in its cluster

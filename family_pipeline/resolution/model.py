@@ -63,10 +63,14 @@ class FellegiSunter:
             present = lv >= 0
             counts = np.bincount(lv[present], minlength=top + 1).astype(float) + 0.5
             u = counts / counts.sum()
+            u = np.maximum(u, _FLOOR)
             if f in exact_u:
-                u[top] = exact_u[f]
+                # counted over the whole space of pairs, not sampled: not floored, or the weight of
+                # a rare agreement (a national id) would stop growing with the country while the
+                # prior keeps falling, and such agreements would stop linking at national size
                 u[:top] *= (1 - exact_u[f]) / u[:top].sum()
-            self.u[f] = np.maximum(u, _FLOOR).tolist()
+                u[top] = exact_u[f]
+            self.u[f] = u.tolist()
 
     def initial_m(self) -> None:
         for f, top in self.levels.items():

@@ -82,6 +82,7 @@ A = _iin("1971-03-14", "M", 4711)
 B = _iin("1971-03-14", "M", 4712)  # A's twin brother
 C = _iin("1980-01-01", "M", 3333)
 D = _iin("1992-06-30", "M", 5555)
+E = _iin("1985-09-21", "F", 6161)
 BAD_A = A[:9] + str((int(A[9]) + 3) % 10) + A[10:]
 assert not valid_iin_mask(np.array([BAD_A]))[0]
 
@@ -100,6 +101,9 @@ CASES = pd.DataFrame([
     ("d-gbd", "D", D, "Жолдасбеков", "Әміржан", "Қайратұлы", None, "1992-06-30", "M"),
     ("d-other", "D", D, "Жолдасбеков", "Әміржан", "Қайратович", None, "1992-06-30", None),
     ("name-only", "?", None, None, None, None, "Жолдасбеков Әміржан Қайратұлы", None, None),
+    ("e-gbd", "E", E, "Сейтқалиева", "Гүлназ", "Бекқызы", None, "1985-09-21", "F"),
+    ("e-iin-only", "E", E, None, None, None, None, None, None),  # a registry that keeps the IIN alone
+    ("f-borrowed-iin", "F", E, "Сейтқалиева", "Айгерім", "Бекқызы", None, "2009-02-11", "F"),  # E's daughter
 ], columns=["case", "person", "iin", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex"])
 
 
@@ -123,6 +127,29 @@ def test_twins_and_a_copied_iin_stay_apart(mixed):
     _, _, cluster = mixed
     assert cluster["b-gbd"] == cluster["b-relative-iin"]
     assert cluster["b-gbd"] != cluster["a-gbd"]
+
+
+def test_a_record_with_only_an_iin_joins_its_person_and_a_borrowed_iin_does_not(mixed):
+    _, _, cluster = mixed
+    assert cluster["e-iin-only"] == cluster["e-gbd"]
+    assert cluster["f-borrowed-iin"] != cluster["e-gbd"]
+
+
+def test_the_national_id_weight_keeps_pace_with_the_country():
+    """A country k times larger has k times the mistyped or borrowed ids but k² pairs, and a
+    prior k times smaller: the weight of sharing an id must grow by log2(k), or records holding
+    only an id stop linking at national size (as they did at 5M persons)."""
+    from family_pipeline.resolution.linker import _exact_u
+
+    weights = []
+    for k in (1, 10, 100):
+        model = FellegiSunter(levels={"national_id": 3})
+        model.estimate_u({"national_id": np.zeros(1000, np.int8)},
+                         _exact_u({"national_id": (7.5e5 * k, (4.2e5 * k) ** 2 / 2)}, counted={"national_id": 6.4e3 * k}))
+        model.m["national_id"] = [0.01, 0.01, 0.03, 0.95]
+        weights.append(float(np.log2(model.m["national_id"][3] / model.u["national_id"][3])))
+    assert np.diff(weights) == pytest.approx([np.log2(10)] * 2, abs=1e-6)
+    assert weights[-1] > 30  # no floor caps it
 
 
 def test_namesakes_are_never_glued_by_a_record_with_only_a_name(mixed):
