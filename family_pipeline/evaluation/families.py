@@ -47,14 +47,10 @@ def _pairs(sizes: np.ndarray) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def family_accuracy(members: pd.DataFrame, xref: pd.DataFrame | None, truth_mentions: pd.DataFrame | None,
-                    truth_persons: pd.DataFrame, truth_families: pd.DataFrame | None = None,
-                    mapping: pd.DataFrame | None = None) -> dict:
-    """``members``: person_id, family_id (the pipeline's); truth tables as the generator writes them.
-    ``mapping`` (person_id, true_id), when given, is the person vote already made from ``xref`` and
-    ``truth_mentions``."""
-    if mapping is None:
-        mapping = golden_to_truth(xref, truth_mentions)
+def family_accuracy(members: pd.DataFrame, mapping: pd.DataFrame, truth_persons: pd.DataFrame,
+                    truth_families: pd.DataFrame | None = None) -> dict:
+    """``members``: person_id, family_id (the pipeline's); ``mapping``: person_id, true_id (the
+    person vote, ``person_truth`` or ``golden_to_truth``); truth tables as the generator writes them."""
     alive = truth_persons[truth_persons.alive.astype(bool) & (truth_persons.family_id >= 0)][["person_id", "family_id"]]
     alive = alive.rename(columns={"person_id": "true_id", "family_id": "true_family"})
     pred = members[["person_id", "family_id"]].merge(mapping, on="person_id", how="left")
@@ -103,5 +99,4 @@ def families_section(lake: Lake) -> dict:
     mapping = person_truth(lake).reset_index()  # made once per crosswalk, column by column
     truth_persons = pq.read_table(lake.truth("persons"), columns=["person_id", "alive", "family_id"]).to_pandas()
     truth_families = pq.read_table(lake.truth("families"), columns=["family_id", "family_type"]).to_pandas()
-    return {"status": "ok", "families": family_accuracy(members, None, None, truth_persons, truth_families,
-                                                            mapping=mapping)}
+    return {"status": "ok", "families": family_accuracy(members, mapping, truth_persons, truth_families)}

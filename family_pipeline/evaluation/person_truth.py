@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from family_pipeline.lib.lake import Lake
 
-__all__ = ["MAX_ROWS", "TRUTH_IN_RUN_ENV", "in_asset_truth", "person_truth", "truth_in_run", "vote_possible"]
+__all__ = ["MAX_ROWS", "TRUTH_IN_RUN_ENV", "in_asset_truth", "person_truth", "truth_in_run"]
 
 #: crosswalk rows up to which the assets measure themselves against the truth in the same run
 MAX_ROWS = 60_000_000
@@ -49,16 +49,10 @@ def truth_in_run(rows: int = 0) -> bool:
     return os.environ.get(TRUTH_IN_RUN_ENV, "1").strip().lower() not in ("0", "false", "no") and rows <= MAX_ROWS
 
 
-def vote_possible(lake: Lake) -> bool:
-    """Whether the lake holds a crosswalk and the truth mentions to vote from (``evaluate`` makes
-    the vote at any size: it reads them column by column)."""
-    return _fingerprint(lake) is not None
-
-
 def in_asset_truth(lake: Lake) -> bool:
     """Whether the assets measure themselves against the truth in the run: a synthetic country
     whose crosswalk is small enough to match in memory."""
-    return (vote_possible(lake)
+    return (_fingerprint(lake) is not None
             and truth_in_run(pq.ParquetFile(lake.table("resolution", "person_xref")).metadata.num_rows))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from family_pipeline.evaluation.person_truth import person_truth, vote_possible
+from family_pipeline.evaluation.person_truth import person_truth
 from family_pipeline.evaluation.resolution import true_person_of
 from family_pipeline.families.sets import isin, setdiff, unique
 from family_pipeline.lib.lake import Lake
@@ -189,7 +189,7 @@ def services_section(lake: Lake) -> dict:
 def person_map_of(lake: Lake, registries: list[str] | None = None) -> pd.Series:
     """``true_person_of(lake, registries)``; the whole vote is made once per crosswalk (see
     ``evaluation.person_truth``)."""
-    if not registries and vote_possible(lake):
+    if not registries:  # the whole vote, column by column, cached per crosswalk
         return person_truth(lake)
     return true_person_of(lake, registries)
 
