@@ -12,15 +12,17 @@ import os
 
 import great_expectations  # noqa: F401  (the registry checks)
 import pandas  # noqa: F401
+import pyarrow.dataset  # (pyarrow.parquet imports it on the first read)
 import pyarrow.parquet  # noqa: F401
 from dagster._core.instance.ref import InstanceRef
 from dagster._serdes import ConfigurableClassData
 
 from family_pipeline.definitions import build
+from family_pipeline.instance_storage import head_revision
 
 #: modules a step process imports while it opens the instance, whatever its storage
 INSTANCE_MODULES = ("dagster._core.storage.event_log", "dagster._core.storage.runs",
-                    "dagster._core.storage.schedules", "dagster._core.secrets.env_file", "upath")
+                    "dagster._core.storage.schedules", "dagster._core.secrets.env_file", "upath", "upath.core")
 
 
 def _instance_classes() -> None:
@@ -35,4 +37,5 @@ def _instance_classes() -> None:
 
 
 _instance_classes()
+head_revision()  # what the event log checks each database against: read once, not per step
 build().resolve_all_job_defs()  # cached in the repository: the step processes find the jobs resolved

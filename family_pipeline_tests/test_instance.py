@@ -15,6 +15,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import build_registry_assets, registry_key
 from family_pipeline.defs.resources import LakeResource, RegistrySourceResource
 from family_pipeline.instance import DEFAULT_CONFIG, MARK, POSTGRES_CONFIG, instance_for, prepare_dagster_home
+from family_pipeline.instance_storage import SqliteEventLogStorage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,9 +24,10 @@ def test_default_home_gets_the_sqlite_config(dagster_home):
     text = (dagster_home / "dagster.yaml").read_text()
     assert text.startswith(MARK)
     config = yaml.safe_load(text)
-    assert list(config["storage"]) == ["sqlite"] and config["telemetry"] == {"enabled": False}
+    assert config["storage"]["custom"]["class"] == "SqliteStorage" and config["telemetry"] == {"enabled": False}
     instance = instance_for(dagster_home)
     assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    assert isinstance(instance.event_log_storage, SqliteEventLogStorage)
 
 
 def test_postgres_config_is_chosen_when_dagster_pg_host_is_set(tmp_path, monkeypatch):
