@@ -11,8 +11,8 @@ compiling the same statements again. This storage differs in two things only:
 - one engine per database file and process, holding one connection, kept across events (the
   statements it compiled are kept with it); at most :data:`OPEN_RUN_SHARDS` run databases stay
   open besides the index, so a long-lived webserver does not collect open files;
-- the head migration revision is read once per process; a database already at it is not checked
-  again.
+- the head migration revision (one for the event log, run and schedule databases) is read once
+  per process; a database already at it is not checked again.
 
 Everything else, the schema, the files and the queries, is Dagster's. A process forked after
 connecting (the executor's step processes) never uses its parent's connections: engines are kept
@@ -23,15 +23,25 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.sql import get_alembic_config
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite import create_db_conn_string
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -97,13 +107,38 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
         super().dispose()
 
 
+def _at_head(directory: str, name: str, table: str) -> bool:
+    """Whether the SQLite database ``name`` in ``directory`` is made (``table`` is there) and
+    migrated to the head revision."""
+    path = os.path.join(directory, f"{name}.db")
+    if not os.path.exists(path):
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as con:
+            (version,) = con.execute("select version_num from alembic_version").fetchone() or (None,)
+            made = con.execute("select 1 from sqlite_master where type = 'table' and name = ?", (table,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return made is not None and version == head_revision()
+
+
 class SqliteStorage(DagsterSqliteStorage):
     """``storage: custom`` in dagster.yaml: Dagster's SQLite storage under ``base_dir`` (runs,
-    schedules, the event log in the same files), with :class:`SqliteEventLogStorage`."""
+    schedules, the event log in the same files), with :class:`SqliteEventLogStorage`; the run
+    and schedule databases, when made and at the head revision, are opened without Dagster's
+    migration check (which reads every migration script again in each step process)."""
 
     def __init__(self, base_dir: str, inst_data=None):
-        super().__init__(base_dir, inst_data=inst_data)
+        self.base_dir = base_dir
+        runs, schedules = _runs_directory(base_dir), _schedule_directory(base_dir)
+        self._run_storage = (SqliteRunStorage(create_db_conn_string(runs, "runs"))
+                             if _at_head(runs, "runs", "instance_info") else SqliteRunStorage.from_local(runs))
         self._event_log_storage = SqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = (SqliteScheduleStorage(create_db_conn_string(schedules, "schedules"))
+                                  if _at_head(schedules, "schedules", "jobs")
+                                  else SqliteScheduleStorage.from_local(schedules))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> SqliteStorage:
