@@ -11,6 +11,7 @@ compiling the same statements again. This storage differs in two things only:
 - one engine per database file and process, holding one connection, kept across events (the
   statements it compiled are kept with it); at most :data:`OPEN_RUN_SHARDS` run databases stay
   open besides the index, so a long-lived webserver does not collect open files;
+- whether the index has a table is asked of the database once, not before every asset read;
 - the head migration revision (one for the event log, run and schedule databases) is read once
   per process; a database already at it is not checked again.
 
@@ -30,11 +31,11 @@ from contextlib import closing, contextmanager
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from dagster._core.storage.event_log.sqlite import sqlite_event_log
-from dagster._core.storage.sql import get_alembic_config
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sql import get_alembic_config
 from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
@@ -53,7 +54,8 @@ OPEN_RUN_SHARDS = 8
 
 @functools.cache
 def head_revision() -> str:
-    """The newest migration of Dagster's SQLite event log (read once per process)."""
+    """The newest migration of Dagster's SQLite databases (event log, runs and schedules share one
+    history of migrations), read once per process."""
     config = get_alembic_config(sqlite_event_log.__file__)
     return ScriptDirectory.from_config(config).as_revision_number("head")
 
@@ -63,7 +65,17 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[tuple[int, str], Engine] = OrderedDict()
+        self._tables: set[str] = set()  # tables of the index found there (they are never dropped)
         super().__init__(base_dir, inst_data=inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks this before most asset reads, each time opening an engine of its own."""
+        if table_name in self._tables:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables.add(table_name)
+        return found
 
     def _engine(self, shard: str) -> Engine:
         pid = os.getpid()

@@ -60,6 +60,7 @@ def test_connections_stay_open_across_events_but_no_more_than_the_bound(dagster_
     assert len(storage._engines) == OPEN_RUN_SHARDS + 1  # the newest runs and the index
     assert (os.getpid(), run_ids[-1]) in storage._engines and (os.getpid(), run_ids[0]) not in storage._engines
     assert all(len(instance.all_logs(r)) > 10 for r in run_ids)  # an evicted run is still read
+    assert storage.has_table("asset_keys") and not storage.has_table("no_such_table")
     storage.dispose()
     assert not storage._engines
 
