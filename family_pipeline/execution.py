@@ -27,6 +27,19 @@ EXECUTOR = dg.ExecutorDefinition(
 )
 
 
+#: which ready step starts first when every process of a run is busy (Dagster's
+#: ``dagster/priority`` op tag, higher first, 0 untagged): the path from the persons to the
+#: benefit assignments, the run's longest, goes before the audits beside it, and the warehouse
+#: copies go last; the cross-registry checks, the longest step beside that path, go as soon as
+#: they can
+ON_THE_PATH, LONGEST_BESIDE, COPIES = 2, 1, -1
+
+
+def priority(level: int) -> dict[str, str]:
+    """The op tags of a step of this priority (for ``op_tags=``)."""
+    return {"dagster/priority": str(level)}
+
+
 def multiprocess_config(processes: int) -> dict:
     return {"execution": {"config": {"multiprocess": {
         "max_concurrent": processes, "start_method": {"forkserver": {"preload_modules": [PRELOAD]}}}}}}
@@ -45,18 +58,38 @@ def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset
             job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
         return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     # execute_job needs a job it can rebuild in the step processes: ours is rebuilt from the module
-    from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+    from dagster._core.definitions.reconstruct import (
+        ReconstructableJob,
+        ReconstructableRepository,
+    )
 
     job = ReconstructableJob(ReconstructableRepository.for_module("family_pipeline.definitions", "defs"), job_name)
     if subset:
         job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
     config = {**(run_config or {}), **multiprocess_config(processes)}
+    _start_forkserver()
     try:
         return dg.execute_job(job, instance, run_config=config, tags=tags)
     finally:
         # the forkserver outlives the run with the environment it started with; the next run
         # must get a server with the environment then (its data directory, its warehouse)
         _stop_forkserver()
+
+
+#: what the multiprocess executor asks the forkserver to import (it puts its own module first)
+FORKSERVER_PRELOAD = ["dagster._core.executor.multiprocess", PRELOAD]
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now, with the executor's preload: it imports GX, pandas and the
+    definitions on the other core while this process creates the run (a planned event for each
+    of 119 assets and 1,007 checks); the executor finds it running. It would otherwise start
+    only when the first step does, after the run is created."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    forkserver.ensure_running()  # spawns the server and returns; the imports happen there
 
 
 def _stop_forkserver() -> None:

@@ -74,3 +74,21 @@ def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_
         # each step ran in its own process, so each stage has a step process of its own to measure
         assert stage["peak_step_mb"] and 0 < stage["peak_step_mb"] <= report["peak_memory_mb"]
         assert stage["rows_out"] > 0
+
+
+def test_when_every_process_is_busy_the_path_to_the_benefits_goes_first_and_warehouse_copies_last():
+    """The order Dagster's executor starts ready steps in (its own sort of the run's real plan)."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.plan.active import _default_sort_key
+
+    from family_pipeline.definitions import build
+
+    plan = create_execution_plan(build().resolve_job_def("family_map"))
+    ready_together = ["warehouse__persons", "housing_queue_audit", "scoring__family_scores", "juror_longlists",
+                      "cross_registry_checks", "warehouse__family_features", "families__family_features"]
+    steps = sorted((plan.get_step_by_key(k) for k in ready_together), key=_default_sort_key)
+    order = [s.key for s in steps]
+    assert set(order[:2]) == {"scoring__family_scores", "families__family_features"}
+    assert order[2] == "cross_registry_checks"  # the longest step beside the path, as soon as it can
+    assert set(order[3:5]) == {"housing_queue_audit", "juror_longlists"}
+    assert set(order[5:]) == {"warehouse__persons", "warehouse__family_features"}

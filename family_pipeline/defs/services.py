@@ -22,6 +22,7 @@ import pyarrow as pa
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import LakeResource
+from family_pipeline.execution import ON_THE_PATH, priority
 from family_pipeline.lib.lake import Lake, write_parquet
 from family_pipeline.quality.expectations import read_snapshot, reference_date
 from family_pipeline.services.rules import HOUSING_REASONS, benefit_rules, housing_rules, juror_rules
@@ -243,6 +244,7 @@ BENEFIT_EVIDENCE = ("higher_education_platform", "tvet_colleges", "nobd_schools"
                      automation_condition=AUTOMATION, deps=[BENEFITS],
                      description="Assignments and amounts per service and status."),
     ],
+    op_tags=priority(ON_THE_PATH),
 )
 def benefit_assignments(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource):
     from family_pipeline.services.benefits import assign_benefits, assignment_summary, benefit_inputs_from_lake
