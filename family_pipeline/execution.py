@@ -58,10 +58,7 @@ def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset
             job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
         return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     # execute_job needs a job it can rebuild in the step processes: ours is rebuilt from the module
-    from dagster._core.definitions.reconstruct import (
-        ReconstructableJob,
-        ReconstructableRepository,
-    )
+    from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
     job = ReconstructableJob(ReconstructableRepository.for_module("family_pipeline.definitions", "defs"), job_name)
     if subset:

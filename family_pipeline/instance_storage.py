@@ -6,14 +6,14 @@ and checks the database's migration revision (reading every migration script) th
 process touches a database file. A run of the family map stores tens of thousands of events
 (91 registries, 8 checks each, 277 cross-registry checks, their planned events): measured on
 2 cores, the registries stage at 100k persons spent 43 of its 92 s opening connections and
-compiling the same statements again. This storage differs in two things only:
+compiling the same statements again. This storage differs in these things only:
 
 - one engine per database file and process, holding one connection, kept across events (the
   statements it compiled are kept with it); at most :data:`OPEN_RUN_SHARDS` run databases stay
   open besides the index, so a long-lived webserver does not collect open files;
 - whether the index has a table is asked of the database once, not before every asset read;
 - the head migration revision (one for the event log, run and schedule databases) is read once
-  per process; a database already at it is not checked again.
+  per process; a database already at it is opened without Dagster's migration check.
 
 Everything else, the schema, the files and the queries, is Dagster's. A process forked after
 connecting (the executor's step processes) never uses its parent's connections: engines are kept
@@ -29,7 +29,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
@@ -105,11 +104,8 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
             yield conn
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
-        if os.path.exists(engine.url.database or ""):
-            with engine.connect() as conn:
-                if MigrationContext.configure(conn).get_current_revision() == head_revision():
-                    return  # made and migrated already
-        super()._initdb(engine, for_index_shard=for_index_shard)
+        if not _at_head(engine.url.database or "", "event_logs"):
+            super()._initdb(engine, for_index_shard=for_index_shard)
 
     def dispose(self) -> None:
         with self._db_lock:
@@ -119,10 +115,9 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
         super().dispose()
 
 
-def _at_head(directory: str, name: str, table: str) -> bool:
-    """Whether the SQLite database ``name`` in ``directory`` is made (``table`` is there) and
-    migrated to the head revision."""
-    path = os.path.join(directory, f"{name}.db")
+def _at_head(path: str, table: str) -> bool:
+    """Whether the SQLite database at ``path`` is made (``table`` is there) and migrated to the
+    head revision."""
     if not os.path.exists(path):
         return False
     try:
@@ -144,10 +139,11 @@ class SqliteStorage(DagsterSqliteStorage):
         self.base_dir = base_dir
         runs, schedules = _runs_directory(base_dir), _schedule_directory(base_dir)
         self._run_storage = (SqliteRunStorage(create_db_conn_string(runs, "runs"))
-                             if _at_head(runs, "runs", "instance_info") else SqliteRunStorage.from_local(runs))
+                             if _at_head(os.path.join(runs, "runs.db"), "instance_info")
+                             else SqliteRunStorage.from_local(runs))
         self._event_log_storage = SqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = (SqliteScheduleStorage(create_db_conn_string(schedules, "schedules"))
-                                  if _at_head(schedules, "schedules", "jobs")
+                                  if _at_head(os.path.join(schedules, "schedules.db"), "jobs")
                                   else SqliteScheduleStorage.from_local(schedules))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)

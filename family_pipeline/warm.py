@@ -37,5 +37,5 @@ def _instance_classes() -> None:
 
 
 _instance_classes()
-head_revision()  # what the event log checks each database against: read once, not per step
+head_revision()  # what the instance's databases are checked against: read once, not per step
 build().resolve_all_job_defs()  # cached in the repository: the step processes find the jobs resolved
