@@ -102,7 +102,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     store = lake.lake()
     t0 = time.perf_counter()
     # each column is read while it is encoded: the whole table of text never sits in memory
-    mentions = ParquetColumns(store.table(GROUP, "person_mentions"))
+    mentions = ParquetColumns(store.table(GROUP, "person_mentions"), encoded=("registry", "group"))
     model_path = store.root / "lake" / GROUP / "person_model.json"
     model = None
     if config.reuse_model and model_path.exists():

@@ -21,8 +21,12 @@ class ParquetColumns:
     one of those ``keep`` names (then it stays in memory from its first read until ``keep``
     changes); the rest mirrors the parts of ``pyarrow.Table`` the resolution code uses."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, encoded: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        #: columns of few distinct values that ``column`` returns dictionary-encoded (as
+        #: ``dictionary`` reads them): the registry of each of 67M mentions at 5M persons costs
+        #: 0.3 GB of codes instead of 1.3 GB of text, and no text is decoded or hashed again
+        self.encoded = frozenset(encoded)
         self._file = pq.ParquetFile(self.path)
         self.schema = self._file.schema_arrow
         self.num_rows = self._file.metadata.num_rows
@@ -46,7 +50,10 @@ class ParquetColumns:
             raise KeyError(name)
         if name in self._kept:
             return self._kept[name]
-        column = pq.read_table(self.path, columns=[name]).column(0)
+        if name in self.encoded:
+            column = self.dictionary(name)
+        else:
+            column = pq.read_table(self.path, columns=[name]).column(0)
         if name in self._keep:
             self._kept[name] = column
         return column

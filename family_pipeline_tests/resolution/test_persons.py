@@ -6,6 +6,7 @@ realistic population and the cases are judged the way real records would be.
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -300,8 +301,8 @@ def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_pat
 
 
 def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved):
-    """A ParquetColumns (each column read when asked), an Arrow table and a DataFrame give the
-    same persons."""
+    """A ParquetColumns (each column read when asked, the registry and group as Parquet's
+    dictionaries or as text), an Arrow table and a DataFrame give the same persons."""
     from family_pipeline.lib.parquet_columns import ParquetColumns
     from family_pipeline.resolution.golden import golden_records, person_ids
 
@@ -317,6 +318,10 @@ def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved
     pid = person_ids(lazy, by_column.cluster)
     assert np.array_equal(pid, person_ids(frame, by_frame.cluster))
     pd.testing.assert_frame_equal(golden_records(lazy, pid), golden_records(frame, pid))
+    encoded = ParquetColumns(path, encoded=("registry", "group"))
+    assert pa.types.is_dictionary(encoded.column("registry").type)
+    assert np.array_equal(person_ids(encoded, by_column.cluster), pid)
+    pd.testing.assert_frame_equal(golden_records(encoded, pid), golden_records(frame, pid))
 
 
 def test_linkage_accuracy_counts_pairs_of_mentions():
