@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "first_appearances", "group_order",
            "pairs_within",
@@ -139,12 +140,51 @@ def first_appearances(codes: np.ndarray) -> np.ndarray:
 def dense_codes(columns: list[np.ndarray]) -> np.ndarray:
     """One code per distinct tuple of integer columns, numbered 0..k-1 in order of first appearance.
 
-    Columns are packed into one 64-bit key while the key and a row index fit in it together, and
-    renumbered in between, so any number of columns costs a few packed sorts of the rows.
+    Each tuple is hashed into 64 bits and the hashes are numbered in order of first appearance by
+    one hash table (``pd.factorize``); the numbering is then checked against the tuples
+    themselves, and only if two distinct tuples shared a hash are the codes made by sorts
+    instead (``_sorted_dense_codes``: the same codes, exact by construction). At 5M persons the
+    67M mentions' signatures took 57 s of sorts.
     """
     n = len(columns[0]) if columns else 0
     if n == 0:
         return np.empty(0, np.int64)
+    codes = _hashed_codes(columns)
+    return codes if codes is not None else _sorted_dense_codes(columns)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_FINAL = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _hashed_codes(columns: list[np.ndarray]) -> np.ndarray | None:
+    """``dense_codes`` by hashing, or None when two distinct tuples share a hash."""
+    h = np.zeros(len(columns[0]), np.uint64)
+    for column in columns:
+        h *= _MIX
+        h += np.asarray(column).astype(np.uint64)  # -1 and other negatives wrap, alike on every row
+    # the splitmix64 finalizer (a bijection): spreads the bits for the hash table
+    h ^= h >> np.uint64(30)
+    h *= _FINAL[0]
+    h ^= h >> np.uint64(27)
+    h *= _FINAL[1]
+    h ^= h >> np.uint64(31)
+    codes, _ = pd.factorize(h, use_na_sentinel=False)  # numbered in order of first appearance
+    del h
+    codes = np.asarray(codes, np.int64)
+    first = np.flatnonzero(first_appearances(codes))  # the row each code was first seen on
+    for column in columns:
+        c = np.asarray(column)
+        if not np.array_equal(c, c[first][codes]):
+            return None
+    return codes
+
+
+def _sorted_dense_codes(columns: list[np.ndarray]) -> np.ndarray:
+    """``dense_codes`` by sorts: columns are packed into one 64-bit key while the key and a row
+    index fit in it together, and renumbered in between, so any number of columns costs a few
+    packed sorts of the rows."""
+    n = len(columns[0])
     room = max(62 - _bits(n), 8)  # key bits that leave room for the row index
     code = np.zeros(n, np.int64)
     width = 1  # every code is below width

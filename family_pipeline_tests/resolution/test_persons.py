@@ -361,3 +361,22 @@ def test_matching_rows_per_slice_equals_one_packed_sort():
         for r in (right, ordered):
             for keys in (["registry", "record_id", "group"], ["registry", "record_id"]):
                 assert matching_rows(left, r, keys).tolist() == _matching_rows_packed(left, r, keys).tolist()
+
+
+def test_dense_codes_number_distinct_tuples_in_order_of_first_appearance(monkeypatch):
+    """Hashed tuples give exactly the codes the sorts give, on wide and narrow columns with
+    missing values; when two distinct tuples share a hash the sorts decide."""
+    from family_pipeline.resolution import blocking
+
+    rng = np.random.default_rng(7)
+    for n, spans in ((1, (3,)), (500, (4, 2)), (200_000, (50, 10**9, 3, 40_000, 2, 20, 7))):
+        columns = [rng.integers(-1, s, n) for s in spans]
+        codes = blocking.dense_codes(columns)
+        assert np.array_equal(codes, blocking._sorted_dense_codes(columns))
+        tuples = list(zip(*(c.tolist() for c in columns)))
+        seen: dict = {}
+        assert codes.tolist() == [seen.setdefault(t, len(seen)) for t in tuples]
+    columns = [np.array([5, 1, 5, 2]), np.array([0, 0, 0, 1])]
+    monkeypatch.setattr(blocking.pd, "factorize", lambda h, use_na_sentinel=False: (np.zeros(len(h), np.int64), h[:1]))
+    assert blocking._hashed_codes(columns) is None  # every tuple "shares" one hash
+    assert blocking.dense_codes(columns).tolist() == [0, 1, 0, 2]
