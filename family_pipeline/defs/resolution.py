@@ -20,6 +20,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.evaluation.person_truth import truth_in_run
+from family_pipeline.lib.lake import write_columns
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
 from family_pipeline.resolution.golden import (
@@ -45,10 +46,6 @@ OWNER = DATA_ENGINEERING
 def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Text columns are written as large strings, as they were when the tables came from pandas."""
     return column.cast(pa.large_string())
-
-
-def _write_table(store, name: str, columns: dict):
-    return store.write(GROUP, name, pa.table(columns))
 
 
 class LinkageConfig(dg.Config):
@@ -117,13 +114,14 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     # review pairs are picked
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resolution-writer")
     pairs = result.pairs
-    candidates_job = writer.submit(_write_table, store, "person_candidate_pairs",
+    candidates_job = writer.submit(write_columns, store.table(GROUP, "person_candidate_pairs"),
                                    {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
     pid = person_ids(mentions, result.cluster)
     keys = mentions.read(["registry", "record_id", "group"])
-    xref_job = writer.submit(_write_table, store, "person_xref", {
-        **{k: _text(keys.column(k)) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
-        "match_probability": np.round(result.probability, 6)})
+    # the keys decoded to text a slice at a time (3 GB for all of them at 5M persons)
+    xref_job = writer.submit(write_columns, store.table(GROUP, "person_xref"), {
+        **{k: keys.column(k) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
+        "match_probability": np.round(result.probability, 6)}, types=dict.fromkeys(keys.column_names, pa.large_string()))
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
     review = pairs[band]

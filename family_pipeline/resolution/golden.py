@@ -226,12 +226,16 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
             else np.zeros(len(uniq), bool)
         uniq = np.asarray(uniq, np.int64)
     else:
-        key = (p[present].astype(np.int64) * width + codes[present]) << flag_bits
-        key |= src_code[present] << 2
+        # built in place: one national array of keys and one temporary at a time
+        key = p[present].astype(np.int64)
+        key *= width
+        key += codes[present]
+        key <<= flag_bits
+        key |= src_code[present].astype(np.int64) << 2
         if spelling is not None:
             key |= spelling[present].astype(np.int64) << 1
         if valid is not None:
-            key |= valid[present].astype(np.int64)
+            key |= valid[present]
         key.sort()
         group = key >> flag_bits
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(key) else np.empty(0, np.int64)
