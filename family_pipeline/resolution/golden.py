@@ -196,11 +196,13 @@ def _name_codes(column: pd.Series | pa.ChunkedArray, full_codes: np.ndarray, par
     codes, values, _ = _ranked_dictionary(column)
     part_codes, part_values = pd.factorize(pd.Series(parts, dtype=object), use_na_sentinel=True)
     merged, vocab = pd.factorize(pd.Series(np.concatenate([values, np.asarray(part_values, dtype=object)]), dtype=object))
-    merged = np.asarray(merged, np.int64)
+    merged = np.asarray(merged, np.int32)  # per-mention arrays below in half the memory
     own = merged[: len(values)]
-    of_part = np.append(merged[len(values):], -1)[np.where(np.asarray(part_codes) >= 0, part_codes, -1)]
-    filler = np.append(of_part, -1)[np.where(full_codes >= 0, full_codes, -1)]
-    out = np.where(codes >= 0, np.append(own, -1)[codes], filler)
+    of_part = np.append(merged[len(values):], np.int32(-1))[np.asarray(part_codes)]  # code -1 reads the -1
+    out = np.append(own, np.int32(-1))[codes]
+    missing = np.flatnonzero(codes < 0)
+    out[missing] = np.append(of_part, np.int32(-1))[full_codes[missing]]  # the part of its full name
+    del missing
     return _rank(out, np.asarray(vocab, dtype=object))
 
 
@@ -231,20 +233,29 @@ def _votes(p: np.ndarray, codes: np.ndarray, width: int, src_code: np.ndarray, s
         key *= width
         key += codes[present]
         key <<= flag_bits
-        key |= src_code[present].astype(np.int64) << 2
+        part = src_code[present].astype(np.int64)
+        part <<= 2
+        key |= part
         if spelling is not None:
-            key |= spelling[present].astype(np.int64) << 1
+            part = spelling[present].astype(np.int64)
+            part <<= 1
+            key |= part
+        del part
         if valid is not None:
             key |= valid[present]
         key.sort()
         group = key >> flag_bits
-        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(key) else np.empty(0, np.int64)
+        new_group = np.empty(len(key), bool)
+        new_group[:1] = True
+        np.not_equal(group[1:], group[:-1], out=new_group[1:])
+        starts = np.flatnonzero(new_group)
+        del new_group
         uniq = group[starts]
         del group
         count = np.diff(np.r_[starts, len(key)])
         source = key[starts] >> 2 & ((1 << (flag_bits - 2)) - 1)
-        spelled = np.add.reduceat(key >> 1 & 1, starts) if spelling is not None and len(key) else np.zeros(len(uniq), np.int64)
-        checked = np.maximum.reduceat(key & 1, starts) > 0 if valid is not None and len(key) else np.zeros(len(uniq), bool)
+        spelled = np.add.reduceat((key >> 1) & 1, starts) if spelling is not None and len(key) else np.zeros(len(uniq), np.int64)
+        checked = np.bitwise_or.reduceat(key & 1, starts) > 0 if valid is not None and len(key) else np.zeros(len(uniq), bool)
     return uniq // width, uniq % width, count, source, spelled, checked
 
 
