@@ -12,6 +12,7 @@ national table of mentions costs a few sorts.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.blocking import reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
-__all__ = ["AUTHORITY", "FIELDS", "folding_registries", "golden_records", "golden_table", "person_ids"]
+__all__ = ["AUTHORITY", "FIELDS", "Votes", "cluster_person_ids", "folding_registries", "golden_finish", "golden_records",
+           "golden_table", "golden_votes", "person_ids"]
 
 #: the registry whose values win where it has them
 AUTHORITY = "gbd_fl"
@@ -161,10 +163,16 @@ def _bools(column: pd.Series | pa.ChunkedArray) -> np.ndarray:
     return column.fillna(False).to_numpy(dtype=bool)
 
 
-@reusing_freed_memory()
 def person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
-    """A stable id per cluster: keyed hash of its IIN (checked, as the authority has it), else of
-    its first mention. An IIN claimed by several clusters stays with the one with most mentions."""
+    """The person id of every mention (``cluster_person_ids`` of its cluster)."""
+    return cluster_person_ids(mentions, cluster)[np.asarray(cluster, np.int64)]
+
+
+@reusing_freed_memory()
+def cluster_person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
+    """A stable id per cluster (0..k-1): keyed hash of its IIN (checked, as the authority has it),
+    else of its first mention. An IIN claimed by several clusters stays with the one with most
+    mentions."""
     cluster = np.asarray(cluster, np.int64)
     n = len(cluster)
     iin_codes, iin_values = _ranked_codes(_column(mentions, "iin"))
@@ -188,7 +196,7 @@ def person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
         + _text_at(_column(mentions, "record_id"), first_row) + "/" \
         + _text_at(_column(mentions, "group"), first_row)
     text = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
-    return pseudonym_ints(text)[cluster]
+    return pseudonym_ints(text)
 
 
 def _name_codes(column: pd.Series | pa.ChunkedArray, full_codes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +298,29 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
     rank = np.empty(len(pid_values), np.int32)
     rank[by_value] = np.arange(len(pid_values))
     p, pid_values = rank[p], np.asarray(pid_values)[by_value]
-    n_persons = len(pid_values)
+    return golden_finish(golden_votes(mentions, p, len(pid_values), folding_registries), pid_values)
+
+
+@dataclass
+class Votes:
+    """The surviving value of every field for each group of mentions (a linked cluster), before
+    the groups have their person ids: ``golden_finish`` numbers them."""
+    #: per field: its distinct values, the winning value's index per group (-1 none), the index
+    #: of the registry it came from per group (into ``source_names``)
+    chosen: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]]
+    source_names: pa.Array
+    #: mentions and distinct registries per group
+    mentions: np.ndarray
+    registries: np.ndarray
+
+
+@reusing_freed_memory()
+def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
+                 folding_registries: frozenset[str] = frozenset()) -> Votes:
+    """Every field voted among the mentions of each group (``group``: 0..n_groups-1 per mention).
+    The votes of a group do not depend on how groups are numbered, so they can be taken on the
+    linker's clusters while the person ids are still being made."""
+    p, n_persons = group, n_groups
     columns = _columns(mentions)
     reg_codes, reg_values = _ranked_codes(_column(mentions, "registry"))
     auth = _member(reg_codes, reg_values, {AUTHORITY})
@@ -299,7 +329,6 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
     # a mention's registry as a vote's source: the authority first, then registries in order
     src_code = np.where(auth, 0, reg_codes + 2)
     source_names = _as_arrow(np.append(np.asarray(reg_values, dtype=object), AUTHORITY))  # the authority last
-    out: dict[str, pa.Array] = {"person_id": pa.array(np.asarray(pid_values, np.int64))}
     # name parts missing in a mention come from its full name, split once per distinct full name
     full_codes, full_uniques, _ = _ranked_dictionary(_column(mentions, "full_name"))
     parts = split_full_name(pd.Series(np.asarray(full_uniques, dtype=object), dtype=object))
@@ -336,8 +365,23 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
     fields = [f for f in FIELDS if f in columns]
     with ThreadPoolExecutor(max_workers=VOTE_THREADS, thread_name_prefix="golden-vote") as pool:
         chosen: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]] = dict(zip(fields, pool.map(vote, fields)))
-    winner = {f: won for f, (values, won, _) in chosen.items() if not pa.types.is_null(values.type)}
     mentions_per_person = np.bincount(p, minlength=n_persons)
+    pairs = sorted_unique(p.astype(np.int64) * (len(reg_values) + 1) + reg_codes, in_place=True)
+    registries = np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons)
+    return Votes(chosen, source_names, mentions_per_person, registries)
+
+
+def golden_finish(votes: Votes, person_id: np.ndarray) -> pa.Table:
+    """The golden records of the groups ``votes`` were taken on, one per person in order of
+    ``person_id`` (one distinct id per group): an IIN voted for several persons stays with the
+    one with most mentions, the rest are flagged."""
+    person_id = np.asarray(person_id, np.int64)
+    order = np.argsort(person_id, kind="stable")
+    n_persons = len(order)
+    chosen = {f: (values, won[order], won_source[order]) for f, (values, won, won_source) in votes.chosen.items()}
+    mentions_per_person = votes.mentions[order]
+    out: dict[str, pa.Array] = {"person_id": pa.array(person_id[order])}
+    winner = {f: won for f, (values, won, _) in chosen.items() if not pa.types.is_null(values.type)}
     # an IIN identifies one person: where records copied it onto someone else (a relative), the
     # person with the most mentions keeps it and the others are flagged for review
     disputed_mask = np.zeros(n_persons, bool)
@@ -354,10 +398,9 @@ def golden_table(mentions: Mentions, person_id: np.ndarray, folding_registries: 
             out[f] = out[f"{f}_source"] = pa.nulls(n_persons)
             continue
         out[f] = _pick(values, won)
-        out[f"{f}_source"] = _pick(source_names, won_source)
+        out[f"{f}_source"] = _pick(votes.source_names, won_source)
     out["mentions"] = pa.array(mentions_per_person.astype(np.int64))
-    pairs = sorted_unique(p * (len(reg_values) + 1) + reg_codes, in_place=True)  # a fresh array
-    out["registries"] = pa.array(np.bincount(pairs // (len(reg_values) + 1), minlength=n_persons).astype(np.int64))
+    out["registries"] = pa.array(votes.registries[order].astype(np.int64))
     out["alive"] = pc.is_null(out["death_date"]) if "death_date" in out else pa.array(np.ones(n_persons, bool))
     out["iin_disputed"] = pa.array(disputed_mask)
     return pa.table(out)

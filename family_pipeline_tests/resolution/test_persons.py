@@ -380,3 +380,26 @@ def test_dense_codes_number_distinct_tuples_in_order_of_first_appearance(monkeyp
     monkeypatch.setattr(blocking.pd, "factorize", lambda h, use_na_sentinel=False: (np.zeros(len(h), np.int64), h[:1]))
     assert blocking._hashed_codes(columns) is None  # every tuple "shares" one hash
     assert blocking.dense_codes(columns).tolist() == [0, 1, 0, 2]
+
+
+def test_golden_records_voted_on_clusters_before_the_person_ids_are_the_same(resolved):
+    """The votes taken on the linker's clusters (beside the person ids, as the asset does up to
+    GOLDEN_BESIDE_IDS_MENTIONS) and finished with the ids give the table voted on the ids."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+    from family_pipeline.resolution.golden import (
+        cluster_person_ids,
+        golden_finish,
+        golden_table,
+        golden_votes,
+        person_ids,
+    )
+
+    path = resolved["lake"].table("resolution", "person_mentions")
+    mentions = ParquetColumns(path, encoded=("registry", "group"))
+    cluster = link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+    by_cluster = cluster_person_ids(mentions, cluster)
+    assert np.array_equal(by_cluster[cluster], person_ids(mentions, cluster))
+    assert len(np.unique(by_cluster)) == cluster.max() + 1
+    finished = golden_finish(golden_votes(mentions, cluster, int(cluster.max()) + 1), by_cluster)
+    assert finished.equals(golden_table(mentions, by_cluster[cluster]))
+    assert finished.column("iin_disputed").to_numpy().any()  # the IIN dispute ran on the finished order
