@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from family_pipeline.lib.pseudonym import pseudonym_ints
-from family_pipeline.resolution.blocking import reusing_freed_memory, sorted_unique
+from family_pipeline.resolution.blocking import first_appearances, reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
 __all__ = ["AUTHORITY", "FIELDS", "Votes", "cluster_person_ids", "folding_registries", "golden_finish", "golden_records",
@@ -63,13 +63,6 @@ def _column(mentions: Mentions, name: str) -> pd.Series | pa.ChunkedArray:
 
 def _columns(mentions: Mentions) -> list[str]:
     return list(mentions.columns) if isinstance(mentions, pd.DataFrame) else list(mentions.column_names)
-
-
-def _text_at(column: pd.Series | pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """The column's values at ``rows`` as Python objects."""
-    if isinstance(column, pa.ChunkedArray):
-        return np.array(column.take(pa.array(rows)).to_pylist() + [None], dtype=object)[:-1]
-    return column.iloc[rows].to_numpy(dtype=object)
 
 
 def _ranked_dictionary(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -174,7 +167,6 @@ def cluster_person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
     else of its first mention. An IIN claimed by several clusters stays with the one with most
     mentions."""
     cluster = np.asarray(cluster, np.int64)
-    n = len(cluster)
     iin_codes, iin_values = _ranked_codes(_column(mentions, "iin"))
     has = (iin_codes >= 0) & _bools(_column(mentions, "iin_valid"))
     auth = _member(*_ranked_codes(_column(mentions, "registry")), {AUTHORITY})
@@ -182,21 +174,47 @@ def cluster_person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
     # the anchor IIN of a cluster: a checked one, the authority's first, then the smallest
     width = len(iin_values) + 1
     anchor = np.full(k, 2 * width, np.int64)
-    np.minimum.at(anchor, cluster[has], (~auth[has]).astype(np.int64) * width + iin_codes[has])
+    ranked = iin_codes[has].astype(np.int64)  # built in place: a national array at a time
+    ranked[~auth[has]] += width
+    np.minimum.at(anchor, cluster[has], ranked)
+    del ranked, has, auth, iin_codes
     anchor_iin = np.where(anchor < 2 * width, anchor % width, -1)
-    first_row = np.full(k, n, np.int64)
-    np.minimum.at(first_row, cluster, np.arange(n))
+    first_row = _first_rows(cluster, k)
     size = np.bincount(cluster, minlength=k)
     claimed = np.flatnonzero(anchor_iin >= 0)
     keep = _first_per_group(anchor_iin[claimed], -size[claimed], claimed)
     owner = np.zeros(k, bool)
     owner[claimed[keep]] = True
-    values = np.asarray(iin_values, dtype=object)
-    key = _text_at(_column(mentions, "registry"), first_row) + "/" \
-        + _text_at(_column(mentions, "record_id"), first_row) + "/" \
-        + _text_at(_column(mentions, "group"), first_row)
-    text = np.where(owner, "iin:" + values[np.maximum(anchor_iin, 0)].astype(str) if len(values) else "", "mention:" + key.astype(str))
-    return pseudonym_ints(text)
+    out = np.empty(k, np.int64)
+    owners, others = np.flatnonzero(owner), np.flatnonzero(~owner)
+    iins = pa.array(np.asarray(iin_values, dtype=object)[anchor_iin[owners]].astype(str).tolist(), pa.string())
+    out[owners] = _keyed_hashes(pc.binary_join_element_wise("iin:", iins, ""))
+    rows = pa.array(first_row[others])
+    key = pc.binary_join_element_wise(
+        *(_arrow(_column(mentions, c)).take(rows).cast(pa.string()) for c in ("registry", "record_id", "group")), "/")
+    out[others] = _keyed_hashes(pc.binary_join_element_wise("mention:", key, ""))
+    return out
+
+
+def _first_rows(cluster: np.ndarray, k: int) -> np.ndarray:
+    """The first row of each cluster 0..k-1 (by a running maximum when clusters are numbered in
+    order of first appearance, as the linker numbers them)."""
+    rows = np.flatnonzero(first_appearances(cluster)) if len(cluster) else np.empty(0, np.int64)
+    if len(rows) == k and np.array_equal(cluster[rows], np.arange(k)):
+        return rows
+    first_row = np.full(k, len(cluster), np.int64)
+    np.minimum.at(first_row, cluster, np.arange(len(cluster)))
+    return first_row
+
+
+#: texts hashed at a time (each a Python string while it is hashed)
+HASH_SLICE = 1 << 20
+
+
+def _keyed_hashes(text: pa.Array) -> np.ndarray:
+    """``pseudonym_ints`` of Arrow text, a slice at a time."""
+    return np.concatenate([pseudonym_ints(text.slice(s, HASH_SLICE).to_pylist()) for s in range(0, len(text), HASH_SLICE)]
+                          or [np.empty(0, np.int64)])
 
 
 def _name_codes(column: pd.Series | pa.ChunkedArray, full_codes: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
