@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -147,10 +148,31 @@ def check_registries(store: Lake, specs: Sequence[RegistrySpec], run_id: str,
         for spec in specs:
             yield spec, *_check_registry(store, run_id, spec)
         return
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    pool, finished = worker_pool(processes), False
+    try:
         results = pool.imap(functools.partial(_check_registry, store, run_id), specs)
         for spec, (outcomes, report) in zip(specs, results):
             yield spec, outcomes, report
+        pool.close()  # every registry is checked: the workers leave as the queue tells them to
+        finished = True
+    finally:
+        if not finished:
+            pool.terminate()
+        pool.join()
+
+
+def worker_pool(processes: int):
+    """A pool of processes forked from this one, whose workers die on SIGTERM. A step process
+    has Dagster's interrupt handler on SIGTERM, and a worker that inherits it outlives
+    ``Pool.terminate``: blocked on the pool's queue for ever, it hangs the step (seen once at 1M,
+    when the pool was left by terminating it). The pool is closed and joined when its work is
+    done, and terminated only when it is not."""
+    return multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _check_registry(store: Lake, run_id: str, spec: RegistrySpec) -> tuple[list[CheckOutcome], str]:

@@ -332,3 +332,34 @@ def test_a_registry_validated_in_chunks_finds_what_one_batch_finds(monkeypatch):
     chunked = registry_checks(SPEC, clean, clean.iloc[0:0].assign(reason=None), 5, 5, "2026-10-31T20:00:00", AS_OF)
     assert [vars(o) for o in chunked] == [vars(o) for o in whole]
     assert _outcome(whole, "unique_keys").flagged and _outcome(whole, "identifiers").flagged
+
+
+
+def _terminated_by_sigterm(_task=None) -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_the_cross_check_pool_ends_under_a_step_process_signal_handler():
+    """A step process handles SIGTERM (Dagster maps it to its interrupt handler); the cross-check
+    pool's workers must not inherit that: ``Pool.terminate`` holds the pool's queue lock and
+    counts on SIGTERM to end every worker, so one that survives it waits on the lock for ever."""
+    import signal
+    import threading
+
+    from family_pipeline.quality.runner import worker_pool
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # what a step process's handler does to us
+    try:
+        for finish in ("terminate", "close"):
+            pool = worker_pool(2)
+            assert pool.map(abs, [-1, -2, 3]) == [1, 2, 3]
+            assert all(pool.map(_terminated_by_sigterm, range(4), chunksize=1))
+            getattr(pool, finish)()
+            joined = threading.Thread(target=pool.join, daemon=True)
+            joined.start()
+            joined.join(timeout=20)
+            assert not joined.is_alive(), f"the pool's workers outlived {finish}()"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
