@@ -187,8 +187,7 @@ def cluster_person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
     owner[claimed[keep]] = True
     out = np.empty(k, np.int64)
     owners, others = np.flatnonzero(owner), np.flatnonzero(~owner)
-    iins = pa.array(np.asarray(iin_values, dtype=object)[anchor_iin[owners]].astype(str).tolist(), pa.string())
-    out[owners] = _keyed_hashes(pc.binary_join_element_wise("iin:", iins, ""))
+    out[owners] = pseudonym_ints(["iin:" + str(v) for v in np.asarray(iin_values, dtype=object)[anchor_iin[owners]]])
     rows = pa.array(first_row[others])
     key = pc.binary_join_element_wise(
         *(_arrow(_column(mentions, c)).take(rows).cast(pa.string()) for c in ("registry", "record_id", "group")), "/")

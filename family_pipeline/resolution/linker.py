@@ -112,7 +112,9 @@ def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
 def _narrow(codes: np.ndarray) -> np.ndarray:
     """Codes per record as int32 where they fit (the country's records are many, the distinct
     values few: at 5M persons an int64 column of 67M mentions is 0.5 GB)."""
-    return codes.astype(np.int32, copy=False) if not len(codes) or codes.max() < 2**31 else codes.astype(np.int64)
+    if codes.dtype.itemsize <= 4 or not len(codes) or codes.max() < 2**31:  # Arrow's indices are int32 already
+        return codes.astype(np.int32, copy=False)
+    return codes.astype(np.int64)
 
 
 def _through(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
