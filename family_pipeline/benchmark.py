@@ -12,7 +12,8 @@ start and the last end.
 Memory is sampled from ``/proc`` every second over this process and all its descendants
 as the proportional set size (PSS: pages that forked step processes share are counted once).
 ``peak_memory_mb`` is the whole run's peak; a stage's ``peak_total_mb`` is the peak while one of
-its steps ran, and ``peak_step_mb`` (steps in their own processes) its largest step process. The
+its steps ran, and ``peak_step_mb`` (steps in their own processes) its largest step process with
+the processes that step started. ``steps`` lists every step with its window and peak. The
 report is one JSON object, also written to ``<data>/reports/bench.json``.
 
 ``truth_in_run=False`` times the run as production runs it: the assets leave out the figures
@@ -71,7 +72,7 @@ class MemorySampler:
     # reading smaps_rollup walks a process's page tables: at 0.5 s the sampler took 15% of a core
     # in a 2-process run (py-spy); once a second is enough for steps that last seconds or more
     interval: float = 1.0
-    peak_by_pid: dict[int, int] = field(default_factory=dict)  # kB
+    peak_by_pid: dict[int, int] = field(default_factory=dict)  # kB, each with its descendants
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (unix time, total kB)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -87,13 +88,17 @@ class MemorySampler:
             pid = todo.pop()
             pids.append(pid)
             todo.extend(tree.get(pid, ()))
-        total = 0
-        for pid in pids:
-            kb = _pss_kb(pid)
-            total += kb
+        # a process's figure is its own and its descendants' (a step's forked workers are its
+        # memory too); parents come before their children in ``pids``, so sum from the end
+        own = {pid: _pss_kb(pid) for pid in pids}
+        subtree = dict(own)
+        for pid in reversed(pids):
+            for child in tree.get(pid, ()):
+                subtree[pid] += subtree.get(child, 0)
+        for pid, kb in subtree.items():
             if kb > self.peak_by_pid.get(pid, 0):
                 self.peak_by_pid[pid] = kb
-        self.timeline.append((time.time(), total))
+        self.timeline.append((time.time(), sum(own.values())))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -150,15 +155,20 @@ def _value(metadata: dict, name: str) -> int | None:
     return None if value is None else int(getattr(value, "value", value))
 
 
-def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: MemorySampler | None) -> list[dict]:
-    """Per stage: window, steps, peak memory, rows in and out, checks — read from the event log."""
+def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: MemorySampler | None,
+                  step_list: list | None = None) -> list[dict]:
+    """Per stage: window, steps, peak memory, rows in and out, checks — read from the event log.
+    ``step_list`` receives one entry per step: its stage, window, seconds and (in a process of
+    its own) peak memory."""
     import dagster as dg
 
     step_start: dict[str, float] = {}
     spans: dict[str, list] = defaultdict(list)  # stage -> [(start, end)] of its steps
     ok: dict[str, bool] = {}
     pids: dict[str, set] = defaultdict(set)
+    step_pids: dict[str, set] = defaultdict(set)
     steps: dict[str, set] = defaultdict(set)
+    ended: dict[str, tuple] = {}
     rows: dict = {}
     rows_read: dict[str, int] = defaultdict(int)
     keys: dict[str, set] = defaultdict(set)
@@ -173,12 +183,14 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
             continue
         if event.pid:
             pids[stage].add(event.pid)
+            step_pids[entry.step_key].add(event.pid)
         kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START:
             steps[stage].add(entry.step_key)
             step_start[entry.step_key] = entry.timestamp
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             spans[stage].append((step_start.get(entry.step_key, entry.timestamp), entry.timestamp))
+            ended[entry.step_key] = (stage, spans[stage][-1], kind == dg.DagsterEventType.STEP_SUCCESS)
             ok[stage] = ok.get(stage, True) and kind == dg.DagsterEventType.STEP_SUCCESS
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             mat = event.step_materialization_data.materialization
@@ -190,6 +202,11 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             checks[stage].append(event.asset_check_evaluation_data)
     shared = len({p for ps in pids.values() for p in ps}) <= 1  # in process: one pid for every step
+    if step_list is not None:
+        for key, (stage, (a, b), success) in sorted(ended.items(), key=lambda item: item[1][1]):
+            step_list.append({"step": key, "stage": stage, "success": success, "window": [round(a, 2), round(b, 2)],
+                              "seconds": round(b - a, 1),
+                              "peak_mb": sampler.pid_peak_mb(step_pids[key]) if sampler and not shared else None})
     out = []
     for stage in STAGES:
         if not spans[stage]:
@@ -239,13 +256,13 @@ def _peak_during(sampler: MemorySampler, spans: list[tuple[float, float]]) -> fl
 
 def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42, *, synth: bool = True,
                   evaluate: bool = False, defect_scale: float = 1.0, stages: tuple[str, ...] = STAGES,
-                  processes: int = 1, truth_in_run: bool = True) -> dict:
+                  processes: int = 1, truth_in_run: bool = True, whole_country_at_once: int | None = None) -> dict:
     import dagster as dg
 
     from family_pipeline.cli import CONSOLE_LOG_LEVEL
     from family_pipeline.definitions import build
     from family_pipeline.evaluation.person_truth import TRUTH_IN_RUN_ENV
-    from family_pipeline.execution import run_job
+    from family_pipeline.execution import run_job, whole_country_steps
     from family_pipeline.instance import prepare_dagster_home
     from family_pipeline.synth import generate_country
 
@@ -277,14 +294,18 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
     if assets == set(graph.get_all_asset_keys()) and checks == set(graph.asset_check_keys):
         assets = checks = None  # the whole job, as a scheduled run executes it (no subset to rebuild per step)
 
+    if whole_country_at_once is None:
+        whole_country_at_once = whole_country_steps(data, processes)
+    report["whole_country_at_once"] = min(processes, whole_country_at_once)
     t0 = time.perf_counter()
     with MemorySampler() as mem:
         result = run_job(instance, asset_keys=assets, check_keys=checks, run_config=CONSOLE_LOG_LEVEL,
-                         processes=processes)
+                         processes=processes, whole_country_at_once=whole_country_at_once)
     report["pipeline_seconds"] = round(time.perf_counter() - t0, 1)
     report["peak_memory_mb"] = mem.peak_mb()
     report["run_id"] = result.run_id
-    report["stages"] = stage_figures(instance, result.run_id, step_stage, graph, mem)
+    report["steps"] = []
+    report["stages"] = stage_figures(instance, result.run_id, step_stage, graph, mem, report["steps"])
     for entry in report["stages"]:
         print(json.dumps(entry), flush=True)
     report["success"] = bool(result.success) and [s["stage"] for s in report["stages"]] == list(selected)

@@ -113,6 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_benchmark(Path(args.data or default_data_dir()), persons=args.persons, seed=args.seed,
                            synth=not args.no_synth, evaluate=args.evaluate or args.truth_after, defect_scale=args.defect_scale,
                            stages=tuple(args.stages or STAGES), processes=args.processes,
+                           whole_country_at_once=args.whole_country_steps,
                            truth_in_run=not args.truth_after)
     summary = {k: report[k] for k in ("persons", "synth", "pipeline_seconds", "peak_memory_mb", "success", "report")
                if k in report}
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     bb.add_argument("--stages", nargs="*", help="only these stages, in data-flow order (default: all)")
     bb.add_argument("--processes", type=int, default=1,
                     help="run steps in this many processes at once (multiprocess executor); default one process")
+    bb.add_argument("--whole-country-steps", type=int, default=None,
+                    help="with several processes, how many steps that hold the whole country in memory may run at "
+                         "once (default: as many as the machine's memory fits by the size of the exports)")
     bb.set_defaults(fn=cmd_bench)
 
     e = sub.add_parser("evaluate", help="print the accuracy of every stage against the truth as JSON")

@@ -35,20 +35,59 @@ EXECUTOR = dg.ExecutorDefinition(
 ON_THE_PATH, LONGEST_BESIDE, COPIES = 2, 1, -1
 
 
-def priority(level: int) -> dict[str, str]:
-    """The op tags of a step of this priority (for ``op_tags=``)."""
-    return {"dagster/priority": str(level)}
+def priority(level: int, *, whole_country: bool = False) -> dict[str, str]:
+    """The op tags of a step of this priority (for ``op_tags=``); ``whole_country``: the step
+    holds a table of the whole country in memory (see :data:`MEMORY_TAG`)."""
+    return {"dagster/priority": str(level), **({MEMORY_TAG: WHOLE_COUNTRY} if whole_country else {})}
 
 
-def multiprocess_config(processes: int) -> dict:
-    return {"execution": {"config": {"multiprocess": {
-        "max_concurrent": processes, "start_method": {"forkserver": {"preload_modules": [PRELOAD]}}}}}}
+#: op tag of the steps that hold tables of the whole country in memory at once (person
+#: resolution, the cross-registry checks, families and their features, the housing audit and the
+#: benefit assignments): about 3 GB per million persons each. Run with several processes, at most
+#: ``whole_country_steps`` of them run at once (the executor's tag concurrency limit), so two of
+#: them never share a machine too small for both while the small steps still run beside them
+MEMORY_TAG, WHOLE_COUNTRY = "family_pipeline/memory", "whole-country"
+#: a whole-country step's peak memory per byte of the registries' exports on disk (landing),
+#: measured on the synthetic country: 1M persons 5.0 GB from 1.3 GB, 5M 14.7 GB from 6.5 GB
+PEAK_PER_LANDING_BYTE = 3.0
+#: share of the machine's memory the whole-country steps running at once may plan to use
+MEMORY_SHARE = 0.75
+
+
+def whole_country_steps(data_dir, processes: int, memory_bytes: int | None = None) -> int:
+    """How many whole-country steps may run at once with ``processes`` processes: as many as fit
+    in :data:`MEMORY_SHARE` of the machine's memory by their estimated peak (from the size of
+    the exports under ``data_dir/landing``), at least one."""
+    import os
+    from pathlib import Path
+
+    if processes <= 1:
+        return 1
+    landing = Path(data_dir) / "landing"
+    size = sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) if landing.is_dir() else 0
+    if memory_bytes is None:
+        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    peak = max(size * PEAK_PER_LANDING_BYTE, 1.0)
+    return max(1, min(processes, int(memory_bytes * MEMORY_SHARE // peak)))
+
+
+def multiprocess_config(processes: int, whole_country_at_once: int | None = None) -> dict:
+    """Run config of the multiprocess executor: ``processes`` steps at once, of which at most
+    ``whole_country_at_once`` (default: any) hold the whole country."""
+    config: dict = {"max_concurrent": processes, "start_method": {"forkserver": {"preload_modules": [PRELOAD]}}}
+    if whole_country_at_once is not None and whole_country_at_once < processes:
+        config["tag_concurrency_limits"] = [{"key": MEMORY_TAG, "value": WHOLE_COUNTRY,
+                                             "limit": max(1, whole_country_at_once)}]
+    return {"execution": {"config": {"multiprocess": config}}}
 
 
 def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset_keys=None, check_keys=None,
-            run_config: dict | None = None, tags: dict | None = None, processes: int = 1):
+            run_config: dict | None = None, tags: dict | None = None, processes: int = 1,
+            whole_country_at_once: int | None = None):
     """Execute ``job_name`` (or the given assets and checks of it) as one run on ``instance``;
-    returns when the run ends, with its result (``.success``, ``.run_id``)."""
+    returns when the run ends, with its result (``.success``, ``.run_id``). With several
+    ``processes``, at most ``whole_country_at_once`` whole-country steps run at once (default: as
+    many as :func:`whole_country_steps` finds room for with the run's data)."""
     subset = asset_keys is not None or check_keys is not None
     if processes <= 1:
         from family_pipeline.definitions import build
@@ -63,7 +102,11 @@ def run_job(instance: dg.DagsterInstance, job_name: str = "family_map", *, asset
     job = ReconstructableJob(ReconstructableRepository.for_module("family_pipeline.definitions", "defs"), job_name)
     if subset:
         job = job.get_subset(asset_selection=_keys(asset_keys), asset_check_selection=_keys(check_keys))
-    config = {**(run_config or {}), **multiprocess_config(processes)}
+    if whole_country_at_once is None:
+        from family_pipeline.lib.lake import default_data_dir
+
+        whole_country_at_once = whole_country_steps(default_data_dir(), processes)
+    config = {**(run_config or {}), **multiprocess_config(processes, whole_country_at_once)}
     _start_forkserver()
     try:
         return dg.execute_job(job, instance, run_config=config, tags=tags)

@@ -76,6 +76,50 @@ def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_
         assert stage["rows_out"] > 0
 
 
+def test_steps_that_hold_the_whole_country_never_run_side_by_side_when_memory_allows_one(lake_copy, tmp_path,
+                                                                                          monkeypatch):
+    """Two processes, one whole-country step at a time: the cross-registry checks and the family
+    steps, all ready once the persons are resolved, run one after the other, while the small
+    steps beside them still take the other process."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    report = run_benchmark(lake_copy, persons=0, synth=False, stages=("quality", "families", "scoring"),
+                           processes=2, whole_country_at_once=1)
+    assert report["success"] is True and report["whole_country_at_once"] == 1
+    by_key = {s["step"]: s for s in report["steps"]}
+    heavy = [by_key[k]["window"] for k in ("cross_registry_checks", "family_tables",
+                                           "families__family_features")]
+    heavy.sort()
+    for (_, end), (start, _) in zip(heavy, heavy[1:]):
+        assert end <= start  # one after the other
+    for step in report["steps"]:  # each in a process of its own, measured with what it started
+        assert step["success"] and step["seconds"] >= 0 and step["peak_mb"] > 0
+
+
+def test_whole_country_steps_fit_the_machine_by_the_size_of_the_exports(tmp_path):
+    from family_pipeline.execution import PEAK_PER_LANDING_BYTE, whole_country_steps
+
+    (tmp_path / "landing" / "some_registry").mkdir(parents=True)
+    (tmp_path / "landing" / "some_registry" / "part.csv").write_bytes(b"x" * 1_000_000)
+    peak = 1_000_000 * PEAK_PER_LANDING_BYTE
+    assert whole_country_steps(tmp_path, processes=2, memory_bytes=int(peak * 10)) == 2
+    assert whole_country_steps(tmp_path, processes=4, memory_bytes=int(peak * 2)) == 1  # 1.5 steps' worth
+    assert whole_country_steps(tmp_path, processes=2, memory_bytes=int(peak / 2)) == 1  # never none
+    assert whole_country_steps(tmp_path, processes=1, memory_bytes=int(peak * 10)) == 1
+
+
+def test_the_memory_heavy_steps_are_the_ones_tagged_whole_country():
+    from family_pipeline.definitions import build
+    from family_pipeline.execution import MEMORY_TAG, WHOLE_COUNTRY, multiprocess_config
+
+    job = build().resolve_job_def("family_map")
+    tagged = {node.name for node in job.graph.node_defs if node.tags.get(MEMORY_TAG) == WHOLE_COUNTRY}
+    assert tagged == {"resolve_persons", "cross_registry_checks", "family_tables",
+                      "families__family_features", "housing_queue_audit", "benefit_assignments"}
+    limits = multiprocess_config(2, 1)["execution"]["config"]["multiprocess"]["tag_concurrency_limits"]
+    assert limits == [{"key": MEMORY_TAG, "value": WHOLE_COUNTRY, "limit": 1}]
+    assert "tag_concurrency_limits" not in multiprocess_config(2, 2)["execution"]["config"]["multiprocess"]
+
+
 def test_when_every_process_is_busy_the_path_to_the_benefits_goes_first_and_warehouse_copies_last():
     """The order Dagster's executor starts ready steps in (its own sort of the run's real plan)."""
     from dagster._core.execution.api import create_execution_plan

@@ -44,7 +44,7 @@ def build_cross_checks(specs: list[RegistrySpec] | tuple[RegistrySpec, ...]) -> 
     would read that reference again in each step process."""
 
     @dg.multi_asset_check(name="cross_registry_checks", specs=[s for spec in specs for s in _specs(spec)],
-                          can_subset=True, op_tags=priority(LONGEST_BESIDE))
+                          can_subset=True, op_tags=priority(LONGEST_BESIDE, whole_country=True))
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         store = lake.lake()
         selected = context.selected_asset_check_keys

@@ -1,6 +1,5 @@
 """The synthetic country: determinism, structure and the truth it keeps."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
