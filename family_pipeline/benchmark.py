@@ -181,7 +181,7 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
         stage = step_stage.get(step)
         if stage is None:
             continue
-        if event.pid:
+        if event.pid and event.pid != os.getpid():  # the run's process logs a step's launch
             pids[stage].add(event.pid)
             step_pids[entry.step_key].add(event.pid)
         kind = event.event_type
@@ -201,12 +201,14 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
             rows_read[stage] += _value(mat.metadata, "rows_read") or 0
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             checks[stage].append(event.asset_check_evaluation_data)
-    shared = len({p for ps in pids.values() for p in ps}) <= 1  # in process: one pid for every step
+    shared = not any(pids.values())  # in process: every step ran in this process
     if step_list is not None:
         for key, (stage, (a, b), success) in sorted(ended.items(), key=lambda item: item[1][1]):
             step_list.append({"step": key, "stage": stage, "success": success, "window": [round(a, 2), round(b, 2)],
                               "seconds": round(b - a, 1),
-                              "peak_mb": sampler.pid_peak_mb(step_pids[key]) if sampler and not shared else None})
+                              # None: not measured (in process, or over before its first sample)
+                              "peak_mb": (sampler.pid_peak_mb(step_pids[key]) or None) if sampler and not shared
+                              else None})
     out = []
     for stage in STAGES:
         if not spans[stage]:
@@ -303,6 +305,8 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
                          processes=processes, whole_country_at_once=whole_country_at_once)
     report["pipeline_seconds"] = round(time.perf_counter() - t0, 1)
     report["peak_memory_mb"] = mem.peak_mb()
+    # the whole run's memory a sample at a time: (unix time, MB), to lay beside the steps' windows
+    report["memory_timeline"] = [[round(t, 1), round(kb / 1024)] for t, kb in mem.timeline]
     report["run_id"] = result.run_id
     report["steps"] = []
     report["stages"] = stage_figures(instance, result.run_id, step_stage, graph, mem, report["steps"])

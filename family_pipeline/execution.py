@@ -48,7 +48,8 @@ def priority(level: int, *, whole_country: bool = False) -> dict[str, str]:
 #: them never share a machine too small for both while the small steps still run beside them
 MEMORY_TAG, WHOLE_COUNTRY = "family_pipeline/memory", "whole-country"
 #: a whole-country step's peak memory per byte of the registries' exports on disk (landing),
-#: measured on the synthetic country: 1M persons 5.0 GB from 1.3 GB, 5M 14.7 GB from 6.5 GB
+#: measured on the synthetic country's largest such step (resolution): 1M persons 5.0 GB from
+#: 1.22 GB of exports (4.1 times), 5M 14.7 GB from 6.13 GB (2.4 times)
 PEAK_PER_LANDING_BYTE = 3.0
 #: share of the machine's memory the whole-country steps running at once may plan to use
 MEMORY_SHARE = 0.75
