@@ -124,7 +124,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
         votes_job = voter.submit(golden_votes, ParquetColumns(mentions.path, encoded=ENCODED), result.cluster,
                                  n_clusters, folding)
     # the mention keys and the columns both person ids and golden records read: read once
-    mentions.keep("registry", "record_id", "group", "iin", "iin_valid", "full_name")
+    mentions.keep("registry", "record_id", "group", "iin", "iin_valid")
     # tables are written on a second thread (Parquet encoding leaves the GIL) while the next one
     # is made: the candidate pairs while the person ids are hashed, the crosswalk while the
     # review pairs are picked
@@ -153,7 +153,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     phases["person_ids_xref_review"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     counts = {"mentions": len(mentions), "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
     del keys, review, review_columns, band, probability
-    mentions.keep("registry", "iin", "iin_valid", "full_name")
+    mentions.keep()  # the golden records read their columns once each
     paths[CANDIDATES] = candidates_job.result()
     writer.shutdown()
     del pairs, candidates_job, xref_job
