@@ -166,13 +166,23 @@ def worker_pool(processes: int):
     has Dagster's interrupt handler on SIGTERM, and a worker that inherits it outlives
     ``Pool.terminate``: blocked on the pool's queue for ever, it hangs the step (seen once at 1M,
     when the pool was left by terminating it). The pool is closed and joined when its work is
-    done, and terminated only when it is not."""
-    return multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
+    done, and terminated only when it is not.
+
+    The workers are forked with SIGTERM blocked and unblock it once their handler is the
+    default: a SIGTERM that reaches a worker before its initializer has run (``terminate`` right
+    after the pool starts) waits for it instead of going to the inherited handler, which would
+    swallow it and leave the worker blocked on the queue (seen in the test suite)."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        return multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a pending SIGTERM ends it now
 
 
 def _check_registry(store: Lake, run_id: str, spec: RegistrySpec) -> tuple[list[CheckOutcome], str]:
