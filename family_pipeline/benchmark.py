@@ -165,7 +165,6 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
     step_start: dict[str, float] = {}
     spans: dict[str, list] = defaultdict(list)  # stage -> [(start, end)] of its steps
     ok: dict[str, bool] = {}
-    pids: dict[str, set] = defaultdict(set)
     step_pids: dict[str, set] = defaultdict(set)
     steps: dict[str, set] = defaultdict(set)
     ended: dict[str, tuple] = {}
@@ -182,7 +181,6 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
         if stage is None:
             continue
         if event.pid and event.pid != os.getpid():  # the run's process logs a step's launch
-            pids[stage].add(event.pid)
             step_pids[entry.step_key].add(event.pid)
         kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START:
@@ -201,7 +199,10 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
             rows_read[stage] += _value(mat.metadata, "rows_read") or 0
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             checks[stage].append(event.asset_check_evaluation_data)
-    shared = not any(pids.values())  # in process: every step ran in this process
+    shared = not any(step_pids.values())  # in process: every step ran in this process
+    pids: dict[str, set] = defaultdict(set)  # stage -> its steps' processes
+    for key, stage_pids in step_pids.items():
+        pids[step_stage[key.split("[")[0]]] |= stage_pids
     if step_list is not None:
         for key, (stage, (a, b), success) in sorted(ended.items(), key=lambda item: item[1][1]):
             step_list.append({"step": key, "stage": stage, "success": success, "window": [round(a, 2), round(b, 2)],

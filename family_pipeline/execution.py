@@ -35,9 +35,9 @@ EXECUTOR = dg.ExecutorDefinition(
 ON_THE_PATH, LONGEST_BESIDE, COPIES = 2, 1, -1
 
 
-def priority(level: int, *, whole_country: bool = False) -> dict[str, str]:
-    """The op tags of a step of this priority (for ``op_tags=``); ``whole_country``: the step
-    holds a table of the whole country in memory (see :data:`MEMORY_TAG`)."""
+def step_tags(level: int, *, whole_country: bool = False) -> dict[str, str]:
+    """The op tags of a step (for ``op_tags=``): its priority ``level`` and, if
+    ``whole_country``, that it holds a table of the whole country in memory (:data:`MEMORY_TAG`)."""
     return {"dagster/priority": str(level), **({MEMORY_TAG: WHOLE_COUNTRY} if whole_country else {})}
 
 
@@ -48,8 +48,8 @@ def priority(level: int, *, whole_country: bool = False) -> dict[str, str]:
 #: them never share a machine too small for both while the small steps still run beside them
 MEMORY_TAG, WHOLE_COUNTRY = "family_pipeline/memory", "whole-country"
 #: a whole-country step's peak memory per byte of the registries' exports on disk (landing),
-#: measured on the synthetic country's largest such step (resolution): 1M persons 5.0 GB from
-#: 1.22 GB of exports (4.1 times), 5M 14.7 GB from 6.13 GB (2.4 times)
+#: measured on the synthetic country's largest such step: 1M persons 4.8 GB (resolution) from
+#: 1.22 GB of exports (3.9 times), 5M 13.2 GB (the cross-registry checks) from 6.13 GB (2.2 times)
 PEAK_PER_LANDING_BYTE = 3.0
 #: share of the machine's memory the whole-country steps running at once may plan to use
 MEMORY_SHARE = 0.75
@@ -62,9 +62,11 @@ def whole_country_steps(data_dir, processes: int, memory_bytes: int | None = Non
     import os
     from pathlib import Path
 
+    from family_pipeline.lib.lake import Lake
+
     if processes <= 1:
         return 1
-    landing = Path(data_dir) / "landing"
+    landing = Lake(Path(data_dir)).landing
     size = sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) if landing.is_dir() else 0
     if memory_bytes is None:
         memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

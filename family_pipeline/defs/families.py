@@ -18,7 +18,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resolution import ANIMALS, PERSONS, XREF
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
-from family_pipeline.execution import ON_THE_PATH, priority
+from family_pipeline.execution import ON_THE_PATH, step_tags
 from family_pipeline.families import (
     FEATURES_FILE,
     FormationRules,
@@ -66,7 +66,7 @@ def _truth_known(store) -> bool:
     ],
     check_specs=[dg.AssetCheckSpec(ONE_FAMILY_CHECK, asset=FAMILY_MEMBERS,
                                    description="No person is in two families and every family has its head.")],
-    op_tags=priority(ON_THE_PATH, whole_country=True),
+    op_tags=step_tags(ON_THE_PATH, whole_country=True),
 )
 def family_tables(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.lake()
@@ -127,7 +127,7 @@ def family_tables(context: dg.AssetExecutionContext, lake: LakeResource):
     owners=[OWNER],
     description=f"About 150 documented parameters of every family; each column's meaning, unit, dtype and "
                 f"source registries are in seeds/{FEATURES_FILE}.",
-    op_tags=priority(ON_THE_PATH, whole_country=True),
+    op_tags=step_tags(ON_THE_PATH, whole_country=True),
 )
 def family_features_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     from family_pipeline.families.sources import reference_date

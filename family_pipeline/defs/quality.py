@@ -10,7 +10,7 @@ from family_pipeline.defs.check_results import to_check_result
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resolution import ANIMALS, ANOMALIES, PERSONS, XREF
 from family_pipeline.defs.resources import LakeResource
-from family_pipeline.execution import LONGEST_BESIDE, priority
+from family_pipeline.execution import LONGEST_BESIDE, step_tags
 from family_pipeline.quality import CROSS_CHECKS
 from family_pipeline.quality.cross import POPULATION_REGISTER
 from family_pipeline.quality.runner import MissingInput, check_registries, release_reference
@@ -44,7 +44,7 @@ def build_cross_checks(specs: list[RegistrySpec] | tuple[RegistrySpec, ...]) -> 
     would read that reference again in each step process."""
 
     @dg.multi_asset_check(name="cross_registry_checks", specs=[s for spec in specs for s in _specs(spec)],
-                          can_subset=True, op_tags=priority(LONGEST_BESIDE, whole_country=True))
+                          can_subset=True, op_tags=step_tags(LONGEST_BESIDE, whole_country=True))
     def cross_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         store = lake.lake()
         selected = context.selected_asset_check_keys

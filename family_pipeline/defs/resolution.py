@@ -20,7 +20,7 @@ from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.evaluation.person_truth import truth_in_run
-from family_pipeline.execution import priority
+from family_pipeline.execution import step_tags
 from family_pipeline.lib.lake import write_columns
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
@@ -102,7 +102,7 @@ def person_mentions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         dg.AssetSpec(CANDIDATES, deps=[MENTIONS], group_name=GROUP, kinds={"parquet"}, owners=[OWNER],
                      description="Every blocked candidate pair of signatures with its comparison levels and score."),
     ],
-    op_tags=priority(0, whole_country=True),
+    op_tags=step_tags(0, whole_country=True),
 )
 def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, lake: LakeResource):
     store = lake.lake()

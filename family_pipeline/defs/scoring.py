@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
-from family_pipeline.execution import ON_THE_PATH, priority
+from family_pipeline.execution import ON_THE_PATH, step_tags
 from family_pipeline.quality.expectations import read_snapshot, reference_date
 from family_pipeline.scoring import category_summary as summarise
 from family_pipeline.scoring import load_scoring_seeds, score_families
@@ -49,7 +49,7 @@ def _truth_known(store) -> bool:
                 "dimension scores (economic, social, housing, health, education) and top reasons; its "
                 "six-category pilot category (1 no money for food … 6 high well-being) with the criteria "
                 "that placed it; both model versions on every row. Models: seeds/scoring/.",
-    op_tags=priority(ON_THE_PATH),
+    op_tags=step_tags(ON_THE_PATH),
 )
 def family_scores(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.lake()

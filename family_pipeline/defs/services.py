@@ -22,7 +22,7 @@ import pyarrow as pa
 from family_pipeline.catalog import catalog
 from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import LakeResource
-from family_pipeline.execution import ON_THE_PATH, priority
+from family_pipeline.execution import ON_THE_PATH, step_tags
 from family_pipeline.lib.lake import Lake, write_parquet
 from family_pipeline.quality.expectations import read_snapshot, reference_date
 from family_pipeline.services.rules import HOUSING_REASONS, benefit_rules, housing_rules, juror_rules
@@ -90,7 +90,7 @@ def _truth_known(store) -> bool:
                      description="Persons per region and reason: in queue, ineligible, each failing rule, "
                                  "eligible in queue, eligible outside any queue."),
     ],
-    op_tags=priority(0, whole_country=True),
+    op_tags=step_tags(0, whole_country=True),
 )
 def housing_queue_audit(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource):
     from family_pipeline.services.housing_audit import housing_audit_from_lake
@@ -245,7 +245,7 @@ BENEFIT_EVIDENCE = ("higher_education_platform", "tvet_colleges", "nobd_schools"
                      automation_condition=AUTOMATION, deps=[BENEFITS],
                      description="Assignments and amounts per service and status."),
     ],
-    op_tags=priority(ON_THE_PATH, whole_country=True),
+    op_tags=step_tags(ON_THE_PATH, whole_country=True),
 )
 def benefit_assignments(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource):
     from family_pipeline.services.benefits import assign_benefits, assignment_summary, benefit_inputs_from_lake

@@ -14,7 +14,7 @@ import dagster as dg
 
 from family_pipeline.defs.alerts import AlertingResource
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
-from family_pipeline.execution import COPIES, priority
+from family_pipeline.execution import COPIES, step_tags
 from family_pipeline.lib.lake import Lake
 from family_pipeline.warehouse import (
     MartSpec,
@@ -67,7 +67,7 @@ def mart_asset(mart: MartSpec) -> dg.AssetsDefinition:
         owners=[OWNER],
         tags={"privacy": mart.schema_name},
         description=f"{mart.description.strip()} Published to `{mart.table_name}` from {mart.source.describe()}.",
-        op_tags=priority(COPIES),
+        op_tags=step_tags(COPIES),
     )
     def publish_mart(context: dg.AssetExecutionContext, config: SnapshotConfig, lake: LakeResource,
                      warehouse: WarehouseResource, alerting: AlertingResource) -> dg.MaterializeResult:

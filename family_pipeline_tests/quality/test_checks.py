@@ -334,7 +334,6 @@ def test_a_registry_validated_in_chunks_finds_what_one_batch_finds(monkeypatch):
     assert _outcome(whole, "unique_keys").flagged and _outcome(whole, "identifiers").flagged
 
 
-
 def _terminated_by_sigterm(_task=None) -> bool:
     import signal
 
