@@ -1,4 +1,13 @@
-"""Kazakh and Russian names in Cyrillic (from ``seeds/names``) assigned to persons."""
+"""Kazakh and Russian names in Cyrillic (from ``seeds/names``) assigned to persons.
+
+A real country's names are a few common ones and a long tail of rare ones: each list holds the
+common names first, and a person draws a name with a probability that falls with its rank
+(``ZIPF_SHIFT``). The Kazakh lists go on with compound given names (``kazakh_name_parts.yaml``:
+Нұр+бек, Ай+гүл) and with the surnames formed from every male name (Нұрбеков). With the common
+names alone (60 Kazakh surnames drawn uniformly), two in three persons of a 1M country shared their
+full name with someone, and a record naming a person by full name alone said less and less the
+larger the country.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,39 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+
+#: a name of rank r (1 = most common) is drawn with probability proportional to 1 / (r + ZIPF_SHIFT):
+#: the most common Kazakh male name goes to about 2% of the men, as a common name does
+ZIPF_SHIFT = 10
+_VOWELS = frozenset("аәеёиоөуұүыіэюя")
 
 
 def _read(path: Path) -> tuple[str, ...]:
     items = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return tuple(dict.fromkeys(i for i in items if i))
+
+
+def zipf_weights(n: int) -> np.ndarray:
+    """Probability of each of ``n`` names by rank."""
+    w = 1.0 / (np.arange(1, n + 1) + ZIPF_SHIFT)
+    return w / w.sum()
+
+
+def compound_names(first: list[str], second: list[str]) -> tuple[str, ...]:
+    """Every first element joined with every second one, in an order that alternates the
+    elements (diagonal by diagonal), so that no element alone makes the more common compounds;
+    an element is not doubled (Жанжан)."""
+    pairs = sorted(((i, j) for i in range(len(first)) for j in range(len(second))), key=lambda ij: (ij[0] + ij[1], ij[0]))
+    return tuple(dict.fromkeys(first[i] + second[j] for i, j in pairs if first[i].lower() != second[j]))
+
+
+def surname_from(name: str) -> str:
+    """The surname formed from a forebear's given name: Нұрлан -> Нұрланов, Жұма -> Жұмаев."""
+    last = name[-1].lower()
+    if last in "йь":
+        return name[:-1] + "ев"
+    return name + ("ев" if last in _VOWELS else "ов")
 
 
 def feminine_surname(male: str) -> str:
@@ -46,10 +83,13 @@ class NameBank:
     @classmethod
     def load(cls, seeds: Path) -> NameBank:
         d = seeds / "names"
+        parts = yaml.safe_load((d / "kazakh_name_parts.yaml").read_text(encoding="utf-8"))
+        kz_male = tuple(dict.fromkeys(_read(d / "kazakh_male_first.txt") + compound_names(**parts["male"])))
+        kz_female = tuple(dict.fromkeys(_read(d / "kazakh_female_first.txt") + compound_names(**parts["female"])))
         return cls(
-            kz_male=_read(d / "kazakh_male_first.txt"),
-            kz_female=_read(d / "kazakh_female_first.txt"),
-            kz_surnames=_read(d / "kazakh_surnames.txt"),
+            kz_male=kz_male,
+            kz_female=kz_female,
+            kz_surnames=tuple(dict.fromkeys(_read(d / "kazakh_surnames.txt") + tuple(surname_from(m) for m in kz_male))),
             ru_male=_read(d / "russian_male_first.txt"),
             ru_female=_read(d / "russian_female_first.txt"),
             ru_surnames=_read(d / "russian_surnames.txt"),
@@ -77,7 +117,7 @@ class NameBank:
         first_idx = np.zeros(n, dtype=np.int64)
         for (kz, fem), arr in lists.items():
             m = (kazakh == kz) & (female == fem)
-            first_idx[m] = rng.integers(0, len(arr), m.sum())
+            first_idx[m] = rng.choice(len(arr), m.sum(), p=zipf_weights(len(arr)))
             first[m] = arr[first_idx[m]]
 
         # surnames (male form index per person, then gendered)
@@ -85,7 +125,8 @@ class NameBank:
         ru_s = np.array(self.ru_surnames, dtype=object)
         kz_f = np.array([feminine_surname(s) for s in self.kz_surnames], dtype=object)
         ru_f = np.array([feminine_surname(s) for s in self.ru_surnames], dtype=object)
-        own = np.where(kazakh, rng.integers(0, len(kz_s), n), rng.integers(0, len(ru_s), n))
+        own = np.where(kazakh, rng.choice(len(kz_s), n, p=zipf_weights(len(kz_s))),
+                       rng.choice(len(ru_s), n, p=zipf_weights(len(ru_s))))
         fam_surname = np.full(family.max() + 2 if n else 1, -1, dtype=np.int64)
         in_fam = family >= 0
         fam_surname[family[in_fam]] = 0  # placeholder; set from the head below
@@ -110,8 +151,8 @@ class NameBank:
         no_f = ~has_f
         father_first[no_f] = np.where(
             kazakh[no_f],
-            lists[(True, False)][rng.integers(0, len(self.kz_male), no_f.sum())],
-            lists[(False, False)][rng.integers(0, len(self.ru_male), no_f.sum())],
+            lists[(True, False)][rng.choice(len(self.kz_male), no_f.sum(), p=zipf_weights(len(self.kz_male)))],
+            lists[(False, False)][rng.choice(len(self.ru_male), no_f.sum(), p=zipf_weights(len(self.ru_male)))],
         )
         modern = kazakh & (rng.random(n) < 0.25)
         none = kazakh & (role != "child") & (rng.random(n) < 0.03)
