@@ -21,8 +21,9 @@ from scipy.sparse.csgraph import connected_components
 
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.parquet_columns import ParquetColumns
+from family_pipeline.resolution.blocking import dense_codes
 
-__all__ = ["golden_to_truth", "linkage_accuracy", "matching_rows", "resolution_section", "true_ids", "true_person_of"]
+__all__ = ["golden_to_truth", "linkage_accuracy", "matching_rows", "namesakes", "resolution_section", "true_ids", "true_person_of"]
 
 KEYS = ["registry", "record_id", "group"]
 #: a DataFrame, an Arrow table, or anything with ``column(name)``, ``column_names`` and a length
@@ -303,6 +304,21 @@ def _blocking_completeness(signature: np.ndarray, t: np.ndarray, a: np.ndarray, 
             "reachable_completeness": round(reachable / true_pairs, 5) if true_pairs else 1.0}
 
 
+def namesakes(persons: Frame) -> dict:
+    """How often the country's persons share their full name (surname, given name and
+    patronymic), nationally and within their region: what a record naming someone by full name
+    alone is worth, and so what linkage accuracy can be at this size."""
+    parts = [_encoded(persons, c)[0] + 1 for c in ("last_name", "first_name", "patronymic")]  # 0: none
+    out: dict = {"persons": len(persons)}
+    for label, columns in (("", parts), ("_in_region", parts + [_encoded(persons, "region")[0] + 1])):
+        holders = np.bincount(dense_codes(columns))
+        per_person = holders[holders > 0]
+        out[f"sharing_full_name{label}"] = round(float(per_person[per_person > 1].sum() / max(len(persons), 1)), 5)
+        if not label:
+            out["namesakes_per_person"] = round(float(((per_person - 1) * per_person).sum() / max(len(persons), 1)), 4)
+    return out
+
+
 def resolution_section(lake: Lake) -> dict:
     xref_path = lake.table("resolution", "person_xref")
     if not xref_path.exists():
@@ -312,4 +328,5 @@ def resolution_section(lake: Lake) -> dict:
     cand_path = lake.table("resolution", "person_candidate_pairs")
     candidates = ParquetColumns(cand_path) if cand_path.exists() else None
     return {"status": "ok",
-            "persons": linkage_accuracy(ParquetColumns(xref_path), ParquetColumns(lake.truth("mentions")), candidates)}
+            "persons": linkage_accuracy(ParquetColumns(xref_path), ParquetColumns(lake.truth("mentions")), candidates),
+            "namesakes": namesakes(ParquetColumns(lake.truth("persons")))}

@@ -19,7 +19,7 @@ from family_pipeline.defs.resolution import (
     XREF,
 )
 from family_pipeline.evaluation import evaluate
-from family_pipeline.evaluation.resolution import linkage_accuracy
+from family_pipeline.evaluation.resolution import linkage_accuracy, namesakes
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline.resolution import FellegiSunter, link
 
@@ -337,6 +337,21 @@ def test_linkage_accuracy_counts_pairs_of_mentions():
     assert acc["clusters"]["persons_recovered_exactly"] == 0.0 and acc["clusters"]["predicted_pure"] == 0.5
     # signatures 0 (a, b) and 2 (d) are one true person and were blocked together
     assert acc["blocking"]["true_signature_pairs"] == 1 and acc["blocking"]["in_candidates"] == 1
+
+
+def test_namesakes_count_persons_sharing_a_full_name_nationally_and_in_their_region():
+    persons = pd.DataFrame({
+        "last_name": ["Ахметов", "Ахметов", "Ахметов", "Ахметов", "Омарова", "Омарова"],
+        "first_name": ["Ерлан", "Ерлан", "Ерлан", "Ерлан", "Дана", "Дана"],
+        "patronymic": ["Маратович", "Маратович", "Маратович", None, "Асқарқызы", None],
+        "region": ["KZ-11", "KZ-11", "KZ-75", "KZ-11", "KZ-75", "KZ-75"],
+    })
+    # three Ерлан Маратович Ахметов (two in KZ-11), one without a patronymic, two Дана Омарова
+    # told apart by the patronymic one of them lacks
+    out = namesakes(persons)
+    assert out["persons"] == 6
+    assert out["sharing_full_name"] == 0.5 and out["sharing_full_name_in_region"] == round(2 / 6, 5)
+    assert out["namesakes_per_person"] == 1.0  # each of the three has two: 6 over 6 persons
 
 
 def test_matching_rows_per_slice_equals_one_packed_sort():
