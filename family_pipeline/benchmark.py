@@ -13,7 +13,7 @@ Memory is sampled from ``/proc`` every second over this process and all its desc
 as the proportional set size (PSS: pages that forked step processes share are counted once).
 ``peak_memory_mb`` is the whole run's peak; a stage's ``peak_total_mb`` is the peak while one of
 its steps ran, and ``peak_step_mb`` (steps in their own processes) its largest step process with
-the processes that step started. ``steps`` lists every step with its window and peak. The
+the processes that step started, or None where no step lived until a sample. ``steps`` lists every step with its window and peak. The
 report is one JSON object, also written to ``<data>/reports/bench.json``.
 
 ``truth_in_run=False`` times the run as production runs it: the assets leave out the figures
@@ -229,7 +229,8 @@ def stage_figures(instance, run_id: str, step_stage: dict, graph, sampler: Memor
             "seconds": round(_covered(spans[stage]), 1),
             "window": [round(t0, 2), round(t1, 2)],
             "steps": len(steps[stage]),
-            "peak_step_mb": sampler.pid_peak_mb(pids[stage]) if sampler and not shared else None,
+            # None: not measured, as for a step (every step over before its first sample)
+            "peak_step_mb": (sampler.pid_peak_mb(pids[stage]) or None) if sampler and not shared else None,
             "peak_total_mb": _peak_during(sampler, spans[stage]) if sampler else None,
             "assets": len(mine),
             "rows_in": rows_read[stage] if stage == "registries" else sum(rows.get(k, 0) for k in upstream),

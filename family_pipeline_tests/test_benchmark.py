@@ -76,10 +76,14 @@ def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_
     report = run_benchmark(lake_copy, persons=0, synth=False, stages=("families", "scoring"), processes=2)
     assert report["success"] is True and report["processes"] == 2
     for stage in report["stages"]:
-        # each step ran in its own process, so each stage has a step process of its own to measure
-        # (the run's own process and the forkserver are in the run's peak, never in a step's)
-        assert stage["peak_step_mb"] and 0 < stage["peak_step_mb"] < report["peak_memory_mb"]
+        # each step ran in its own process, so a stage's figure is of step processes alone (the
+        # run's own process and the forkserver are in the run's peak, never in a step's); a stage
+        # whose steps were all over before the first sample (the two scoring steps take half a
+        # second each here) is not measured rather than measured as nothing
+        assert stage["peak_step_mb"] is None or 0 < stage["peak_step_mb"] < report["peak_memory_mb"]
         assert stage["rows_out"] > 0
+    by_stage = {s["stage"]: s for s in report["stages"]}
+    assert by_stage["families"]["peak_step_mb"] is not None  # seconds long: sampled
 
 
 def test_steps_that_hold_the_whole_country_never_run_side_by_side_when_memory_allows_one(lake_copy, tmp_path,
