@@ -13,8 +13,9 @@ Memory is sampled from ``/proc`` every second over this process and all its desc
 as the proportional set size (PSS: pages that forked step processes share are counted once).
 ``peak_memory_mb`` is the whole run's peak; a stage's ``peak_total_mb`` is the peak while one of
 its steps ran, and ``peak_step_mb`` (steps in their own processes) its largest step process with
-the processes that step started, or None where no step lived until a sample. ``steps`` lists every step with its window and peak. The
-report is one JSON object, also written to ``<data>/reports/bench.json``.
+the processes that step started, or None where no step lived until a sample. ``steps`` lists
+every step with its window and peak. The report is one JSON object, also written to
+``<data>/reports/bench.json``.
 
 ``truth_in_run=False`` times the run as production runs it: the assets leave out the figures
 they would measure against a synthetic country's truth (``FAMILY_PIPELINE_TRUTH_IN_RUN=0``);

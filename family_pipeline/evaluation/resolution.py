@@ -308,15 +308,14 @@ def namesakes(persons: Frame) -> dict:
     """How often the country's persons share their full name (surname, given name and
     patronymic), nationally and within their region: what a record naming someone by full name
     alone is worth, and so what linkage accuracy can be at this size."""
-    parts = [_encoded(persons, c)[0] + 1 for c in ("last_name", "first_name", "patronymic")]  # 0: none
-    out: dict = {"persons": len(persons)}
-    for label, columns in (("", parts), ("_in_region", parts + [_encoded(persons, "region")[0] + 1])):
-        holders = np.bincount(dense_codes(columns))
-        per_person = holders[holders > 0]
-        out[f"sharing_full_name{label}"] = round(float(per_person[per_person > 1].sum() / max(len(persons), 1)), 5)
-        if not label:
-            out["namesakes_per_person"] = round(float(((per_person - 1) * per_person).sum() / max(len(persons), 1)), 4)
-    return out
+    n = max(len(persons), 1)
+    full_name = [_encoded(persons, c)[0] + 1 for c in ("last_name", "first_name", "patronymic")]  # 0: none
+    holders = np.bincount(dense_codes(full_name))  # persons per distinct full name
+    in_region = np.bincount(dense_codes(full_name + [_encoded(persons, "region")[0] + 1]))
+    return {"persons": len(persons),
+            "sharing_full_name": round(float(holders[holders > 1].sum() / n), 5),
+            "namesakes_per_person": round(float((holders * (holders - 1)).sum() / n), 4),
+            "sharing_full_name_in_region": round(float(in_region[in_region > 1].sum() / n), 5)}
 
 
 def resolution_section(lake: Lake) -> dict:

@@ -35,6 +35,11 @@ def zipf_weights(n: int) -> np.ndarray:
     return w / w.sum()
 
 
+def draw_by_rank(rng: np.random.Generator, names: int, size: int) -> np.ndarray:
+    """Indices into a list of ``names`` names, each drawn with its rank's probability."""
+    return rng.choice(names, size, p=zipf_weights(names))
+
+
 def compound_names(first: list[str], second: list[str]) -> tuple[str, ...]:
     """Every first element joined with every second one, in an order that alternates the
     elements (diagonal by diagonal), so that no element alone makes the more common compounds;
@@ -117,7 +122,7 @@ class NameBank:
         first_idx = np.zeros(n, dtype=np.int64)
         for (kz, fem), arr in lists.items():
             m = (kazakh == kz) & (female == fem)
-            first_idx[m] = rng.choice(len(arr), m.sum(), p=zipf_weights(len(arr)))
+            first_idx[m] = draw_by_rank(rng, len(arr), m.sum())
             first[m] = arr[first_idx[m]]
 
         # surnames (male form index per person, then gendered)
@@ -125,8 +130,7 @@ class NameBank:
         ru_s = np.array(self.ru_surnames, dtype=object)
         kz_f = np.array([feminine_surname(s) for s in self.kz_surnames], dtype=object)
         ru_f = np.array([feminine_surname(s) for s in self.ru_surnames], dtype=object)
-        own = np.where(kazakh, rng.choice(len(kz_s), n, p=zipf_weights(len(kz_s))),
-                       rng.choice(len(ru_s), n, p=zipf_weights(len(ru_s))))
+        own = np.where(kazakh, draw_by_rank(rng, len(kz_s), n), draw_by_rank(rng, len(ru_s), n))
         fam_surname = np.full(family.max() + 2 if n else 1, -1, dtype=np.int64)
         in_fam = family >= 0
         fam_surname[family[in_fam]] = 0  # placeholder; set from the head below
@@ -151,8 +155,8 @@ class NameBank:
         no_f = ~has_f
         father_first[no_f] = np.where(
             kazakh[no_f],
-            lists[(True, False)][rng.choice(len(self.kz_male), no_f.sum(), p=zipf_weights(len(self.kz_male)))],
-            lists[(False, False)][rng.choice(len(self.ru_male), no_f.sum(), p=zipf_weights(len(self.ru_male)))],
+            lists[(True, False)][draw_by_rank(rng, len(self.kz_male), no_f.sum())],
+            lists[(False, False)][draw_by_rank(rng, len(self.ru_male), no_f.sum())],
         )
         modern = kazakh & (rng.random(n) < 0.25)
         none = kazakh & (role != "child") & (rng.random(n) < 0.03)
