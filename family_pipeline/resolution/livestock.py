@@ -93,6 +93,9 @@ MAX_FUZZY_TAG = 24
 DEATH_SOURCES = ("gbd_fl", "zags_deaths")
 POPULATION_REGISTER = "gbd_fl"
 OWNER_KEY_LENGTH = 16
+#: edits (OSA distance) between two owner name keys that still name one person when the IIN on
+#: the register's side is broken (see ``_behind_broken_iin``)
+OWNER_NAME_EDITS = 2
 PHANTOM_REASONS = ("owner_dead", "owner_unknown", "owner_invalid", "owner_missing")
 
 
@@ -560,27 +563,74 @@ def _in(keys: pa.Array, values: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.is_in(keys, value_set=pc.unique(values.drop_null())), False).to_numpy(zero_copy_only=False)
 
 
+def _iin_digits(iins: pa.Array) -> np.ndarray:
+    """IINs as an (n, 12) array of their characters' code points (0 past a short one's end)."""
+    return pc.fill_null(iins, "").to_numpy(zero_copy_only=False).astype("U12").view(np.int32).reshape(-1, 12)
+
+
+def _behind_broken_iin(asked: np.ndarray, iin: pa.Array, name_key: pa.Array, population: pa.Table) -> np.ndarray:
+    """Which ``asked`` references (valid IINs the register does not hold) name a person the
+    register holds under a broken IIN: a row born on the day the reference's IIN encodes, whose
+    IIN is not its own (a relative's) or is one digit away from the reference's (a typo that kept
+    the check digit), and whose name key is at most ``OWNER_NAME_EDITS`` edits from the
+    reference's (one side's spelling may be off too). A namesake born the same day under an IIN
+    of their own is someone else."""
+    found = np.zeros(len(iin), bool)
+    at = np.flatnonzero(asked & pc.is_valid(name_key).to_numpy(zero_copy_only=False))
+    if not len(at):
+        return found
+    refs = pa.table({"ref": pa.array(at), "birth": pc.utf8_slice_codeunits(iin.take(pa.array(at)), 0, 6),
+                     "ref_iin": iin.take(pa.array(at)), "ref_key": name_key.take(pa.array(at))})
+    rows = population.select(["iin", "own_iin", "birth", "name_key"]).filter(
+        pc.and_(pc.is_in(population.column("birth"), value_set=pc.unique(refs.column("birth"))),
+                pc.is_valid(population.column("name_key"))))
+    pairs = refs.join(rows, "birth", join_type="inner")
+    if not pairs.num_rows:
+        return found
+    ref_iin = pairs.column("ref_iin").combine_chunks()
+    row_iin = pc.fill_null(pairs.column("iin"), "").combine_chunks()
+    one_digit = (_iin_digits(ref_iin) != _iin_digits(row_iin)).sum(axis=1) == 1
+    broken = ~pairs.column("own_iin").to_numpy(zero_copy_only=False) | one_digit
+    near = np.asarray(process.cpdist(pairs.column("ref_key").to_numpy(zero_copy_only=False),
+                                     pairs.column("name_key").to_numpy(zero_copy_only=False),
+                                     scorer=OSA.distance, workers=-1)) <= OWNER_NAME_EDITS
+    found[pairs.column("ref").to_numpy()[broken & near]] = True
+    return found
+
+
 def _owner_status(lake: Lake, iin: pa.Array, iin_valid: np.ndarray, name_key: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(known to the population register, dead per it or the civil registry) for owner
     references. A person is found by IIN, or (when the IIN on either side is mistyped) by the
-    birth date the IIN encodes together with surname and first name; a death counts only from
-    a row whose IIN is its own, or found by birth date and name."""
+    birth date the IIN encodes together with surname and first name; a death counts from a row
+    whose IIN is its own by that IIN, and by birth date and name only where one side's IIN
+    cannot tell who it is: the death row's IIN is not its own or is held by no one, or the
+    register does not hold the reference's IIN under the reference's name (otherwise a namesake
+    born the same day, who has an IIN of their own, would die for the reference's person)."""
     register = _register(lake)
     population = register.filter(register.column("population"))
     by_iin = pc.if_else(pa.array(iin_valid), iin, pa.scalar(None, pa.string()))
     person = pc.binary_join_element_wise(pc.utf8_slice_codeunits(iin, 0, 6), name_key, "|")
-    known = _in(by_iin, population.column("iin"))
-    known |= _in(person, pc.binary_join_element_wise(population.column("birth"), population.column("name_key"), "|"))
+    known = _in(by_iin, population.column("iin")) | _in(person, pc.binary_join_element_wise(population.column("birth"), population.column("name_key"), "|"))
     # the register's own typo: one of its IINs fails the check digit one digit away from ours
     mistyped = population.filter(pc.invert(population.column("iin_valid"))).column("iin").combine_chunks()
     asked = pc.if_else(pa.array(iin_valid & ~known), iin, pa.scalar(None, pa.string()))
     for i in range(12):
         known |= _in(pc.utf8_replace_slice(asked, start=i, stop=i + 1, replacement="?"),
                      pc.utf8_replace_slice(mistyped, start=i, stop=i + 1, replacement="?"))
+    known |= _behind_broken_iin(iin_valid & ~known, iin, name_key, population)
     deaths = register.filter(register.column("dead"))
     own = deaths.filter(deaths.column("own_iin"))
     dead = _in(by_iin, own.column("iin"))
-    dead |= _in(person, pc.binary_join_element_wise(deaths.column("birth"), deaths.column("name_key"), "|"))
+
+    def died(rows: pa.Table) -> np.ndarray:
+        return _in(person, pc.binary_join_element_wise(rows.column("birth"), rows.column("name_key"), "|"))
+
+    # the death row's IIN cannot tell: not its own, or its own with a typo nobody holds
+    unsure = ~deaths.column("own_iin").to_numpy() | ~_in(deaths.column("iin").combine_chunks(), population.column("iin"))
+    dead |= died(deaths.filter(pa.array(unsure)))
+    # the reference's IIN cannot tell: not one the register holds under the reference's name
+    dead |= ~_in(pc.binary_join_element_wise(by_iin, name_key, "|"),
+                 pc.binary_join_element_wise(population.column("iin"), population.column("name_key"), "|")) & died(own)
     return known, dead
 
 

@@ -22,6 +22,7 @@ from family_pipeline.resolution.livestock import (
     livestock_summary,
     normalize_settlement,
     normalize_tag,
+    person_name_key,
 )
 
 T = "KZ000100000123"
@@ -199,6 +200,42 @@ def test_phantoms_are_animals_without_a_living_known_owner(register):
     assert phantom == {tag(2): "owner_dead", tag(3): "owner_dead", tag(4): "owner_unknown",
                        tag(5): "owner_missing", tag(6): "owner_invalid"}
     assert anomalies.loc[anomalies.animal_key == tag(2), "owner_key"].item() == pseudonyms([P_DEAD], 16)[0]
+
+
+def test_a_namesake_born_the_same_day_and_a_broken_register_iin_do_not_make_phantoms(tmp_path):
+    # born on one day: two Kirill Morozovs (one dead) with IINs of their own, and three people
+    # whose register rows carry a broken IIN (a relative's, one digit off) and a misspelt name
+    born = np.array(["1936-09-30"] * 6 + ["1960-01-01"], dtype="datetime64[D]")
+    alive, dead, relative_of, off_by_one, far, far_held, relative = make_iins(
+        born, np.array(["M"] * 7), np.array([7, 14, 21, 28, 35, 500, 42]))
+    lake = Lake(tmp_path)
+    lake.write("registries", "gbd_fl", pa.table({
+        "record_id": [f"FL{k}" for k in range(6)],
+        "iin": [alive, dead, relative, _iin_one_digit_off(off_by_one), far_held, relative],
+        "iin_valid": [True] * 6,
+        "last_name": ["Морозов", "Морозов", "Әлиев", "Копылов", "Волков", "Әлиев"],
+        "first_name": ["Кирилл", "Кирилл", "Ақлпн", "Констнтин", "Вячслав", "Ақлан"],
+        "birth_date": pa.array([dt.date(1936, 9, 30)] * 5 + [dt.date(1960, 1, 1)]),
+        "death_date": pa.array([None, dt.date(2020, 1, 1), None, None, None, None], pa.date32()),
+    }))
+
+    def key(last: str, first: str) -> str:
+        return person_name_key(pa.array([last]), pa.array([first]))[0].as_py()
+
+    def tag(k: int) -> str:
+        return "KZ" + str(k) * 12
+
+    linked = link_animals(records(
+        {"tag": tag(1), "owner_iin": alive, "owner_name_key": key("Морозов", "Кирилл")},
+        {"tag": tag(2), "owner_iin": dead, "owner_name_key": key("Морозов", "Кирилл")},
+        {"tag": tag(3), "owner_iin": relative_of, "owner_name_key": key("Әлиев", "Ақлан")},
+        {"tag": tag(4), "owner_iin": off_by_one, "owner_name_key": key("Копылов", "Константин")},
+        # several digits off (and one letter) is a namesake with an IIN of his own: no one the register knows
+        {"tag": tag(5), "owner_iin": far, "owner_name_key": key("Волков", "Вячеслав")},
+    ))
+    anomalies = livestock_anomalies(linked, lake).to_pandas()
+    phantom = anomalies[anomalies.kind == "phantom"].set_index("animal_key").reason.to_dict()
+    assert phantom == {tag(2): "owner_dead", tag(5): "owner_unknown"}
 
 
 def test_virtual_animals_are_registered_in_two_settlements_and_owners_stay_pseudonymous(register, monkeypatch):
