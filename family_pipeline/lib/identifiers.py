@@ -61,7 +61,10 @@ def digits_matrix(values: pa.Array | np.ndarray | list) -> tuple[np.ndarray, np.
 
 def valid_iin_mask(values) -> np.ndarray:
     """Boolean mask: 12 digits, a known century/sex digit, a real date and a correct check digit."""
-    mat, ok = digits_matrix(values)
+    return _valid_iins(*digits_matrix(values))
+
+
+def _valid_iins(mat: np.ndarray, ok: np.ndarray) -> np.ndarray:
     if len(mat) == 0:
         return ok
     cd = check_digits_array(mat[:, :11])
@@ -91,6 +94,20 @@ def _plausible_birth(mat: np.ndarray) -> np.ndarray:
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     days_in_month = days_in_month + ((mm == 2) & leap)
     return ok & (dd <= days_in_month)
+
+
+def iin_birth_days(values) -> tuple[np.ndarray, np.ndarray]:
+    """(days since 1970 of the birth date each IIN encodes, mask of IINs that pass
+    ``valid_iin_mask``); days are 0 where the mask is False."""
+    mat, ok = digits_matrix(values)
+    if len(mat) == 0:
+        return np.zeros(0, np.int64), ok
+    valid = _valid_iins(mat, ok)
+    century = np.select([mat[:, 6] <= 2, mat[:, 6] <= 4], [1800, 1900], default=2000)
+    year, month, day = century + mat[:, 0] * 10 + mat[:, 1], mat[:, 2] * 10 + mat[:, 3], mat[:, 4] * 10 + mat[:, 5]
+    months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    days = months.astype("datetime64[D]").astype(np.int64) + day - 1
+    return np.where(valid, days, 0), valid
 
 
 def birth_date_from_iin(iin: str) -> dt.date | None:

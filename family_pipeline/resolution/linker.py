@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from family_pipeline.lib.identifiers import valid_iin_mask
+from family_pipeline.lib.identifiers import iin_birth_days
 from family_pipeline.resolution.blocking import (
     BlockingPass,
     candidate_pairs,
@@ -153,6 +153,17 @@ def _birth_days(values: pd.Series | pa.ChunkedArray) -> np.ndarray:
     return np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
 
 
+def _own_ids(id_c: np.ndarray, iin_days: np.ndarray, valid: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """IIN codes per record, missing (-1) where a valid IIN encodes another birth date than the
+    record's own: that IIN is someone else's (a parent's on a child's record, a spouse's), and
+    compared as the record's own it would only keep the record from its person."""
+    if not len(valid):
+        return id_c
+    code = np.maximum(id_c, 0)
+    foreign = (id_c >= 0) & (days != NO_DATE) & valid[code] & (iin_days[code] != days)
+    return np.where(foreign, np.int32(-1), id_c).astype(id_c.dtype, copy=False)
+
+
 def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
     unknown = set(columns) - set(COLUMNS)
     if unknown:
@@ -234,6 +245,11 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
         days = jobs.pop("birth_date").result()
     else:
         days = np.full(n, NO_DATE, np.int64)
+    # identifiers that pass their check digit (only IINs can be checked here), and the birth
+    # date each encodes
+    iin_days, checked = iin_birth_days(id_v) if national_id == "iin" and len(id_v) else (
+        np.zeros(len(id_v), np.int64), np.zeros(len(id_v), bool))
+    id_c = _own_ids(id_c, iin_days, checked, days)  # before the sex is read from the IIN
     if "sex" in columns:
         sex_raw, sex_values = jobs.pop("sex").result()
         sex = _through(sex_raw, np.array([_SEX.get(v, -1) for v in sex_values], np.int64))
@@ -246,8 +262,6 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     region_c = jobs.pop("region").result()[0] if "region" in columns else absent
     rec = {"national_id": id_c, "last_name": ln_c, "first_name": fn_c, "patronymic": pt_c, "birth_date": days,
            "sex": sex, "region": region_c}
-    # identifiers that pass their check digit (only IINs can be checked here)
-    checked = valid_iin_mask(id_v) if national_id == "iin" and len(id_v) else np.zeros(len(id_v), bool)
     vocab_out = {"name": names, "patronymic": pt_v, "national_id": id_v, "national_id_checked": np.asarray(checked, bool)}
     return rec, vocab_out
 

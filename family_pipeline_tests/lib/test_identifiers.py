@@ -4,6 +4,7 @@ import pytest
 from family_pipeline.lib.identifiers import (
     birth_date_from_iin,
     check_digit,
+    iin_birth_days,
     is_valid_iin,
     make_bins,
     make_iins,
@@ -61,3 +62,12 @@ def test_generated_bins_are_valid():
     assert valid_bin_mask(bins).all()
     assert [b[4] for b in bins] == ["4", "6"]
     assert not valid_bin_mask(["150340001230"]).any()
+
+
+def test_iin_birth_days_read_the_date_and_century_each_valid_iin_encodes():
+    dates = np.array(["1899-12-31", "1936-09-30", "2000-02-29", "2024-01-01"], dtype="datetime64[D]")
+    iins = make_iins(dates, np.array(["M", "F", "F", "M"]), np.array([1, 2, 3, 4]))
+    broken = iins[1][:11] + str((int(iins[1][11]) + 1) % 10)  # check digit off
+    days, valid = iin_birth_days(np.array([*iins, broken, "12345", None], dtype=object))
+    assert valid.tolist() == [True] * 4 + [False] * 3
+    assert (days[:4] == dates.astype(np.int64)).all()

@@ -84,6 +84,7 @@ B = _iin("1971-03-14", "M", 4712)  # A's twin brother
 C = _iin("1980-01-01", "M", 3333)
 D = _iin("1992-06-30", "M", 5555)
 E = _iin("1985-09-21", "F", 6161)
+F = _iin("2009-02-11", "F", 7272)  # E's daughter
 BAD_A = A[:9] + str((int(A[9]) + 3) % 10) + A[10:]
 assert not valid_iin_mask(np.array([BAD_A]))[0]
 
@@ -105,6 +106,7 @@ CASES = pd.DataFrame([
     ("e-gbd", "E", E, "Сейтқалиева", "Гүлназ", "Бекқызы", None, "1985-09-21", "F"),
     ("e-iin-only", "E", E, None, None, None, None, None, None),  # a registry that keeps the IIN alone
     ("f-borrowed-iin", "F", E, "Сейтқалиева", "Айгерім", "Бекқызы", None, "2009-02-11", "F"),  # E's daughter
+    ("f-gbd", "F", F, "Сейтқалиева", "Айгерім", "Бекқызы", None, "2009-02-11", "F"),
 ], columns=["case", "person", "iin", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex"])
 
 
@@ -134,6 +136,26 @@ def test_a_record_with_only_an_iin_joins_its_person_and_a_borrowed_iin_does_not(
     _, _, cluster = mixed
     assert cluster["e-iin-only"] == cluster["e-gbd"]
     assert cluster["f-borrowed-iin"] != cluster["e-gbd"]
+    # the borrowed IIN encodes another birth date: it is nobody's evidence, the name and the
+    # birth date find the daughter
+    assert cluster["f-borrowed-iin"] == cluster["f-gbd"]
+
+
+def test_an_iin_encoding_another_birth_date_is_no_evidence_either_way(mixed):
+    frame, result, _ = mixed
+    first_case = len(frame) - len(CASES)
+    sig = dict(zip(CASES.case, result.signature[first_case:]))
+    pairs = result.pairs.set_index(["signature_a", "signature_b"])
+
+    def pair(a: str, b: str) -> pd.Series:
+        x, y = sorted((sig[a], sig[b]))
+        return pairs.loc[(x, y)]
+
+    # the daughter's record with her mother's IIN: compared as if it had none, and linked
+    assert pair("f-borrowed-iin", "f-gbd").level_national_id == -1
+    assert pair("f-borrowed-iin", "f-gbd").probability >= 0.5
+    # a twin's IIN encodes the same birth date: still compared, a disagreement
+    assert pair("b-relative-iin", "b-gbd").level_national_id == 0
 
 
 def test_the_national_id_weight_keeps_pace_with_the_country():
