@@ -275,15 +275,22 @@ def _signatures(rec: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
 
 
 def _blocking_table(sig: dict, vocab: dict) -> dict:
+    """Blocking keys per signature: integer codes, negative where missing. Dates and years count
+    from the earliest one present (a date before 1970 is a negative day number, and as a key it
+    would read as missing: everyone born before 1970 left out of the passes on birth dates)."""
     days = sig["birth_date"]
     has = days != NO_DATE
-    year = np.where(has, days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64), -1)
+    first_day = int(days[has].min()) if has.any() else 0
+    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+    first_year = int(years[has].min()) if has.any() else 0
+    year = np.where(has, years - first_year, -1)
+    days = np.where(has, days - first_day, -1)
     ids = vocab["national_id"]
     prefix_codes, _ = pd.factorize(pd.Series([str(x)[:6] for x in ids], dtype=object)) if len(ids) else (np.array([], np.int64), None)
     prefix = np.where(sig["national_id"] >= 0, np.asarray(prefix_codes, np.int64)[np.maximum(sig["national_id"], 0)] if len(ids) else -1, -1)
     lo = np.minimum(sig["last_name"], sig["first_name"])
     hi = np.maximum(sig["last_name"], sig["first_name"])
-    return {"national_id": sig["national_id"], "birth_date": np.where(has, days, -1), "last_name": sig["last_name"],
+    return {"national_id": sig["national_id"], "birth_date": days, "last_name": sig["last_name"],
             "first_name": sig["first_name"], "patronymic": sig["patronymic"], "birth_year": year,
             "name_lo": np.where(lo >= 0, lo, -1), "name_hi": np.where(lo >= 0, hi, -1), "id_prefix": prefix}
 

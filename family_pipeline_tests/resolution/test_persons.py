@@ -85,6 +85,7 @@ C = _iin("1980-01-01", "M", 3333)
 D = _iin("1992-06-30", "M", 5555)
 E = _iin("1985-09-21", "F", 6161)
 F = _iin("2009-02-11", "F", 7272)  # E's daughter
+G = _iin("1955-05-05", "M", 8383)
 BAD_A = A[:9] + str((int(A[9]) + 3) % 10) + A[10:]
 assert not valid_iin_mask(np.array([BAD_A]))[0]
 
@@ -107,6 +108,8 @@ CASES = pd.DataFrame([
     ("e-iin-only", "E", E, None, None, None, None, None, None),  # a registry that keeps the IIN alone
     ("f-borrowed-iin", "F", E, "Сейтқалиева", "Айгерім", "Бекқызы", None, "2009-02-11", "F"),  # E's daughter
     ("f-gbd", "F", F, "Сейтқалиева", "Айгерім", "Бекқызы", None, "2009-02-11", "F"),
+    ("g-gbd", "G", G, "Мұхамеджанов", "Бақытжан", "Әбенұлы", None, "1955-05-05", "M"),
+    ("g-no-iin", "G", None, "Мұхамеджанов", "Бақытжан", None, None, "1955-05-05", None),  # born before 1970
 ], columns=["case", "person", "iin", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex"])
 
 
@@ -139,6 +142,12 @@ def test_a_record_with_only_an_iin_joins_its_person_and_a_borrowed_iin_does_not(
     # the borrowed IIN encodes another birth date: it is nobody's evidence, the name and the
     # birth date find the daughter
     assert cluster["f-borrowed-iin"] == cluster["f-gbd"]
+
+
+def test_a_record_born_before_1970_is_blocked_on_its_birth_date(mixed):
+    # no IIN and no patronymic: only the passes on the birth date reach it
+    _, _, cluster = mixed
+    assert cluster["g-no-iin"] == cluster["g-gbd"]
 
 
 def test_an_iin_encoding_another_birth_date_is_no_evidence_either_way(mixed):
