@@ -22,6 +22,8 @@ from family_pipeline.synth.shards import Shard, deceased_count
 FAMILY_TYPES = np.array(["single", "couple", "couple_kids", "single_parent"])
 FAMILY_TYPE_P = np.array([0.18, 0.22, 0.50, 0.10])
 #: regions where Russian-speaking families are a large share
+#: flats of a city house: the household numbers of a city street fill house 1, then house 2, ...
+FLATS_PER_HOUSE = 120
 NORTHERN = {"KZ-11", "KZ-35", "KZ-39", "KZ-55", "KZ-59", "KZ-63", "KZ-62"}
 OCCUPATIONS = np.array(
     ["judge", "prosecutor", "investigator", "lawyer", "civil_servant", "military", "police",
@@ -294,13 +296,23 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
 
     # ---------------------------------------------------------------- addresses
     arng = streams.get("addresses")
-    street = arng.integers(0, len(names.streets), n_fam)
-    house = arng.integers(1, 180, n_fam)
-    flat = np.where(is_city, arng.integers(1, 300, n_fam), 0)
-    # a household's flat number is made unique within its settlement by the family index
+    # every dwelling has an address of its own, written with its settlement as registries write
+    # it: the households of a settlement are numbered in a random order (interleaved across
+    # shards, so no two shards give one number) and the number picks the street, the house and,
+    # in a city, the flat
+    in_order = np.lexsort((arng.random(n_fam), fam_settlement))
+    starts = np.searchsorted(fam_settlement[in_order], fam_settlement[in_order], side="left")
+    number = np.empty(n_fam, np.int64)
+    number[in_order] = shard.serial(np.arange(n_fam) - starts)
+    street = number % len(names.streets)
+    per_street = number // len(names.streets)
+    house = np.where(is_city, per_street // FLATS_PER_HOUSE, per_street) + 1
+    flat = per_street % FLATS_PER_HOUSE + 1
     address_id = np.char.add(np.char.add(fam_settlement.astype(str), "-"), (np.arange(n_fam) + shard.family_base).astype(str))
     street_names = np.asarray(names.streets, dtype=object)[street]
-    addr_text = pd.Series(street_names).radd("ул. ") + ", д. " + pd.Series(house).astype(str)
+    place = settlements.set_index("settlement_id").settlement_name.reindex(fam_settlement).to_numpy(dtype=object)
+    addr_text = (pd.Series(np.where(is_city, "г. ", "с. "), dtype=object) + pd.Series(place, dtype=object) + ", ул. "
+                 + pd.Series(street_names, dtype=object) + ", д. " + pd.Series(house).astype(str))
     addr_text = np.where(is_city, (addr_text + ", кв. " + pd.Series(flat).astype(str)).to_numpy(), addr_text.to_numpy())
     # a quarter of one-person families live in another family's dwelling (a lodger, an elderly
     # relative): a household is not a family, so the address alone cannot form families
@@ -314,7 +326,9 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     address_id[lodger] = address_id[host]
     addr_text[lodger] = addr_text[host]
     d_addr_id = np.char.add(np.char.add(d_settlement.astype(str), "-d"), shard.serial(np.arange(n_dead)).astype(str))
-    d_addr = np.asarray(["ул. " + s + ", д. 1" for s in np.asarray(names.streets)[drng.integers(0, len(names.streets), n_dead)]], dtype=object)
+    d_place = settlements.set_index("settlement_id").settlement_name.reindex(d_settlement).to_numpy(dtype=object)
+    d_addr = np.asarray([f"г. {c}, ул. {s}, д. 1" for c, s in
+                         zip(d_place, np.asarray(names.streets)[drng.integers(0, len(names.streets), n_dead)])], dtype=object)
 
     persons = pd.DataFrame({
         "person_id": pid,

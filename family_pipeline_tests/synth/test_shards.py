@@ -71,6 +71,18 @@ def test_identifiers_are_unique_across_shards(country):
     assert same.mean() > 0.9
 
 
+def test_every_dwelling_has_an_address_of_its_own_across_shards(country):
+    persons = truth(country, "persons")
+    living = persons[persons.alive]
+    dwellings = living.drop_duplicates("address_id")
+    # one text per dwelling, one dwelling per text in a region (lodgers share their host's
+    # dwelling; two regions may each have a village of one name)
+    assert living.groupby("address_id").address.nunique().max() == 1
+    assert not dwellings.duplicated(["region", "address"]).any()
+    town = np.where(dwellings.settlement_type == "city", "г. ", "с. ") + dwellings.settlement_name
+    assert all(a.startswith(t + ", ул. ") for a, t in zip(dwellings.address, town))
+
+
 def test_truth_of_records_is_unique_and_points_at_the_country(country):
     persons = truth(country, "persons")
     mentions = truth(country, "mentions")
