@@ -598,6 +598,25 @@ def _behind_broken_iin(asked: np.ndarray, iin: pa.Array, name_key: pa.Array, pop
     return found
 
 
+def _held_under_another_name(rows: pa.Table, population: pa.Table) -> np.ndarray:
+    """Which ``rows`` carry an IIN that the population register holds, but only under names more
+    than ``OWNER_NAME_EDITS`` edits from the row's (rows or holders without a name are not judged)."""
+    at = pa.table({"row": pa.array(np.arange(rows.num_rows)), "iin": rows.column("iin"), "key": rows.column("name_key")})
+    at = at.filter(pc.is_valid(at.column("key")))
+    holders = population.select(["iin", "name_key"]).filter(pc.is_valid(population.column("name_key")))
+    pairs = at.join(holders, "iin", join_type="inner")
+    out = np.zeros(rows.num_rows, bool)
+    if not pairs.num_rows:
+        return out
+    row = pairs.column("row").to_numpy()
+    near = np.asarray(process.cpdist(pairs.column("key").to_numpy(zero_copy_only=False),
+                                     pairs.column("name_key").to_numpy(zero_copy_only=False),
+                                     scorer=OSA.distance, workers=-1)) <= OWNER_NAME_EDITS
+    out[row] = True
+    out[row[near]] = False  # held under a name near the row's by some holder
+    return out
+
+
 def _owner_status(lake: Lake, iin: pa.Array, iin_valid: np.ndarray, name_key: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(known to the population register, dead per it or the civil registry) for owner
     references. A person is found by IIN, or (when the IIN on either side is mistyped) by the
@@ -619,14 +638,19 @@ def _owner_status(lake: Lake, iin: pa.Array, iin_valid: np.ndarray, name_key: pa
                      pc.utf8_replace_slice(mistyped, start=i, stop=i + 1, replacement="?"))
     known |= _behind_broken_iin(iin_valid & ~known, iin, name_key, population)
     deaths = register.filter(register.column("dead"))
-    own = deaths.filter(deaths.column("own_iin"))
+    # a death row's own IIN counts for that IIN only when the register holds it under (nearly) the
+    # row's name: a death registered under a mistyped IIN that happens to be a living person's
+    # (one digit off, the same birth date) is not that person's
+    misnamed = _held_under_another_name(deaths, population)
+    own = deaths.filter(pa.array(deaths.column("own_iin").to_numpy() & ~misnamed))
     dead = _in(by_iin, own.column("iin"))
 
     def died(rows: pa.Table) -> np.ndarray:
         return _in(person, pc.binary_join_element_wise(rows.column("birth"), rows.column("name_key"), "|"))
 
     # the death row's IIN cannot tell: not its own, or its own with a typo nobody holds
-    unsure = ~deaths.column("own_iin").to_numpy() | ~_in(deaths.column("iin").combine_chunks(), population.column("iin"))
+    unsure = (~deaths.column("own_iin").to_numpy() | misnamed
+              | ~_in(deaths.column("iin").combine_chunks(), population.column("iin")))
     dead |= died(deaths.filter(pa.array(unsure)))
     # the reference's IIN cannot tell: not one the register holds under the reference's name
     dead |= ~_in(pc.binary_join_element_wise(by_iin, name_key, "|"),

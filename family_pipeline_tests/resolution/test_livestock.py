@@ -202,7 +202,7 @@ def test_phantoms_are_animals_without_a_living_known_owner(register):
     assert anomalies.loc[anomalies.animal_key == tag(2), "owner_key"].item() == pseudonyms([P_DEAD], 16)[0]
 
 
-def test_a_namesake_born_the_same_day_and_a_broken_register_iin_do_not_make_phantoms(tmp_path):
+def test_a_namesake_born_the_same_day_a_broken_register_iin_or_a_mistyped_death_make_no_phantom(tmp_path):
     # born on one day: two Kirill Morozovs (one dead) with IINs of their own, and three people
     # whose register rows carry a broken IIN (a relative's, one digit off) and a misspelt name
     born = np.array(["1936-09-30"] * 6 + ["1960-01-01"], dtype="datetime64[D]")
@@ -217,6 +217,13 @@ def test_a_namesake_born_the_same_day_and_a_broken_register_iin_do_not_make_phan
         "first_name": ["Кирилл", "Кирилл", "Ақлпн", "Констнтин", "Вячслав", "Ақлан"],
         "birth_date": pa.array([dt.date(1936, 9, 30)] * 5 + [dt.date(1960, 1, 1)]),
         "death_date": pa.array([None, dt.date(2020, 1, 1), None, None, None, None], pa.date32()),
+    }))
+    # a death registered under a mistyped IIN that is the living Kirill's (another man, born the
+    # same day): the IIN is held under another name, so it is not Kirill's death
+    lake.write("registries", "zags_deaths", pa.table({
+        "record_id": ["D1"], "iin": [alive], "iin_valid": [True], "last_name": ["Петров"],
+        "first_name": ["Иван"], "birth_date": pa.array([dt.date(1936, 9, 30)]),
+        "death_date": pa.array([dt.date(2025, 1, 2)]),
     }))
 
     def key(last: str, first: str) -> str:
