@@ -82,13 +82,16 @@ def valid_bin_mask(values) -> np.ndarray:
     return ok & (cd >= 0) & (cd == mat[:, 11]) & (month >= 1) & (month <= 12) & np.isin(mat[:, 4], (4, 5, 6))
 
 
-def _plausible_birth(mat: np.ndarray) -> np.ndarray:
-    yy = mat[:, 0] * 10 + mat[:, 1]
-    mm = mat[:, 2] * 10 + mat[:, 3]
-    dd = mat[:, 4] * 10 + mat[:, 5]
+def _birth_parts(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(year, month, day, century/sex digit) an (n, 12) IIN digit matrix encodes; the year is
+    meaningless where the century digit is not 1-6."""
     cs = mat[:, 6]
     century = np.select([cs <= 2, cs <= 4, cs <= 6], [1800, 1900, 2000], default=-1)
-    year = century + yy
+    return century + mat[:, 0] * 10 + mat[:, 1], mat[:, 2] * 10 + mat[:, 3], mat[:, 4] * 10 + mat[:, 5], cs
+
+
+def _plausible_birth(mat: np.ndarray) -> np.ndarray:
+    year, mm, dd, cs = _birth_parts(mat)
     ok = (cs >= 1) & (cs <= 6) & (mm >= 1) & (mm <= 12) & (dd >= 1)
     days_in_month = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mm - 1, 0, 11)]
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
@@ -103,8 +106,7 @@ def iin_birth_days(values) -> tuple[np.ndarray, np.ndarray]:
     if len(mat) == 0:
         return np.zeros(0, np.int64), ok
     valid = _valid_iins(mat, ok)
-    century = np.select([mat[:, 6] <= 2, mat[:, 6] <= 4], [1800, 1900], default=2000)
-    year, month, day = century + mat[:, 0] * 10 + mat[:, 1], mat[:, 2] * 10 + mat[:, 3], mat[:, 4] * 10 + mat[:, 5]
+    year, month, day, _ = _birth_parts(mat)
     months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
     days = months.astype("datetime64[D]").astype(np.int64) + day - 1
     return np.where(valid, days, 0), valid

@@ -27,7 +27,7 @@ from rapidfuzz.distance import OSA
 
 from family_pipeline.catalog import Catalog, RegistrySpec
 from family_pipeline.lib.alphabet import KAZAKH_TO_RUSSIAN
-from family_pipeline.lib.identifiers import valid_iin_mask
+from family_pipeline.lib.identifiers import digits_matrix, valid_iin_mask
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.pseudonym import pseudonyms
 from family_pipeline.resolution.normalize import name_codes
@@ -563,9 +563,10 @@ def _in(keys: pa.Array, values: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.is_in(keys, value_set=pc.unique(values.drop_null())), False).to_numpy(zero_copy_only=False)
 
 
-def _iin_digits(iins: pa.Array) -> np.ndarray:
-    """IINs as an (n, 12) array of their characters' code points (0 past a short one's end)."""
-    return pc.fill_null(iins, "").to_numpy(zero_copy_only=False).astype("U12").view(np.int32).reshape(-1, 12)
+def _near_names(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per pair of name keys: at most ``OWNER_NAME_EDITS`` edits apart (OSA distance)."""
+    return np.asarray(process.cpdist(a.to_numpy(zero_copy_only=False), b.to_numpy(zero_copy_only=False),
+                                     scorer=OSA.distance, workers=-1)) <= OWNER_NAME_EDITS
 
 
 def _behind_broken_iin(asked: np.ndarray, iin: pa.Array, name_key: pa.Array, population: pa.Table) -> np.ndarray:
@@ -587,14 +588,10 @@ def _behind_broken_iin(asked: np.ndarray, iin: pa.Array, name_key: pa.Array, pop
     pairs = refs.join(rows, "birth", join_type="inner")
     if not pairs.num_rows:
         return found
-    ref_iin = pairs.column("ref_iin").combine_chunks()
-    row_iin = pc.fill_null(pairs.column("iin"), "").combine_chunks()
-    one_digit = (_iin_digits(ref_iin) != _iin_digits(row_iin)).sum(axis=1) == 1
+    (ref_digits, _), (row_digits, row_ok) = (digits_matrix(pairs.column(c).combine_chunks()) for c in ("ref_iin", "iin"))
+    one_digit = row_ok & ((ref_digits != row_digits).sum(axis=1) == 1)
     broken = ~pairs.column("own_iin").to_numpy(zero_copy_only=False) | one_digit
-    near = np.asarray(process.cpdist(pairs.column("ref_key").to_numpy(zero_copy_only=False),
-                                     pairs.column("name_key").to_numpy(zero_copy_only=False),
-                                     scorer=OSA.distance, workers=-1)) <= OWNER_NAME_EDITS
-    found[pairs.column("ref").to_numpy()[broken & near]] = True
+    found[pairs.column("ref").to_numpy()[broken & _near_names(pairs.column("ref_key"), pairs.column("name_key"))]] = True
     return found
 
 
@@ -609,11 +606,8 @@ def _held_under_another_name(rows: pa.Table, population: pa.Table) -> np.ndarray
     if not pairs.num_rows:
         return out
     row = pairs.column("row").to_numpy()
-    near = np.asarray(process.cpdist(pairs.column("key").to_numpy(zero_copy_only=False),
-                                     pairs.column("name_key").to_numpy(zero_copy_only=False),
-                                     scorer=OSA.distance, workers=-1)) <= OWNER_NAME_EDITS
     out[row] = True
-    out[row[near]] = False  # held under a name near the row's by some holder
+    out[row[_near_names(pairs.column("key"), pairs.column("name_key"))]] = False  # some holder's name is near
     return out
 
 
@@ -629,7 +623,8 @@ def _owner_status(lake: Lake, iin: pa.Array, iin_valid: np.ndarray, name_key: pa
     population = register.filter(register.column("population"))
     by_iin = pc.if_else(pa.array(iin_valid), iin, pa.scalar(None, pa.string()))
     person = pc.binary_join_element_wise(pc.utf8_slice_codeunits(iin, 0, 6), name_key, "|")
-    known = _in(by_iin, population.column("iin")) | _in(person, pc.binary_join_element_wise(population.column("birth"), population.column("name_key"), "|"))
+    known = _in(by_iin, population.column("iin"))
+    known |= _in(person, pc.binary_join_element_wise(population.column("birth"), population.column("name_key"), "|"))
     # the register's own typo: one of its IINs fails the check digit one digit away from ours
     mistyped = population.filter(pc.invert(population.column("iin_valid"))).column("iin").combine_chunks()
     asked = pc.if_else(pa.array(iin_valid & ~known), iin, pa.scalar(None, pa.string()))

@@ -21,9 +21,9 @@ from family_pipeline.synth.shards import Shard, deceased_count
 
 FAMILY_TYPES = np.array(["single", "couple", "couple_kids", "single_parent"])
 FAMILY_TYPE_P = np.array([0.18, 0.22, 0.50, 0.10])
-#: regions where Russian-speaking families are a large share
 #: flats of a city house: the household numbers of a city street fill house 1, then house 2, ...
 FLATS_PER_HOUSE = 120
+#: regions where Russian-speaking families are a large share
 NORTHERN = {"KZ-11", "KZ-35", "KZ-39", "KZ-55", "KZ-59", "KZ-63", "KZ-62"}
 OCCUPATIONS = np.array(
     ["judge", "prosecutor", "investigator", "lawyer", "civil_servant", "military", "police",
@@ -310,7 +310,8 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     flat = per_street % FLATS_PER_HOUSE + 1
     address_id = np.char.add(np.char.add(fam_settlement.astype(str), "-"), (np.arange(n_fam) + shard.family_base).astype(str))
     street_names = np.asarray(names.streets, dtype=object)[street]
-    place = settlements.set_index("settlement_id").settlement_name.reindex(fam_settlement).to_numpy(dtype=object)
+    settlement_name = settlements.set_index("settlement_id").settlement_name
+    place = settlement_name.reindex(fam_settlement).to_numpy(dtype=object)
     addr_text = (pd.Series(np.where(is_city, "г. ", "с. "), dtype=object) + pd.Series(place, dtype=object) + ", ул. "
                  + pd.Series(street_names, dtype=object) + ", д. " + pd.Series(house).astype(str))
     addr_text = np.where(is_city, (addr_text + ", кв. " + pd.Series(flat).astype(str)).to_numpy(), addr_text.to_numpy())
@@ -326,9 +327,9 @@ def build_population(catalog: Catalog, n_persons: int, snapshot: dt.date, stream
     address_id[lodger] = address_id[host]
     addr_text[lodger] = addr_text[host]
     d_addr_id = np.char.add(np.char.add(d_settlement.astype(str), "-d"), shard.serial(np.arange(n_dead)).astype(str))
-    d_place = settlements.set_index("settlement_id").settlement_name.reindex(d_settlement).to_numpy(dtype=object)
-    d_addr = np.asarray([f"г. {c}, ул. {s}, д. 1" for c, s in
-                         zip(d_place, np.asarray(names.streets)[drng.integers(0, len(names.streets), n_dead)])], dtype=object)
+    d_street = np.asarray(names.streets, dtype=object)[drng.integers(0, len(names.streets), n_dead)]
+    d_addr = ("г. " + pd.Series(settlement_name.reindex(d_settlement).to_numpy(dtype=object), dtype=object) + ", ул. "
+              + pd.Series(d_street, dtype=object) + ", д. 1").to_numpy(dtype=object)
 
     persons = pd.DataFrame({
         "person_id": pid,
