@@ -23,8 +23,9 @@ from family_pipeline.lib.identifiers import valid_iin_mask
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
 from family_pipeline.resolution.normalize import name_codes
 
-__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "after_death", "align_persons", "duplicates", "iin_numbers",
-           "livestock", "population_register", "region_pairs", "region_votes", "tag_disputes"]
+__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "after_death", "align_persons", "duplicates", "fact_columns",
+           "iin_numbers", "join_parts", "livestock", "population_register", "region_follows", "region_pairs", "region_votes",
+           "tag_disputes"]
 
 POPULATION_REGISTER = "gbd_fl"
 #: the national ear-tag format: country code and twelve digits
@@ -174,6 +175,16 @@ class Reference:
         #: person -> the region their records agree on (see :func:`region_votes`); the golden
         #: record's until votes are counted
         self.region = self.golden["region"]
+
+    def warm(self) -> None:
+        """Build every lookup's hash table now. A table is built on its first lookup, and a
+        process forked from this one would build its own copy (each of the two checking a
+        national registry at 5M persons built some 0.6 GB of them); built here, they are shared."""
+        for index in (self.lookup("register_iins"), self.lookup("person_iins"), self.golden.index, self.region.index,
+                      self.death.index, self.iin_mentions.index, self.register_by_name.index,
+                      self.outside_by_name.index, self.register_by_iin.index):
+            if len(index):
+                index.get_indexer(index[:1])
 
     def lookup(self, name: str) -> pd.Index:
         """A hash index of the IIN set ``name`` (``register_iins``, ``person_iins``), built once."""
@@ -375,7 +386,29 @@ def region_votes(pairs: pd.DataFrame, golden: pd.Series) -> pd.Series:
     return out
 
 
-def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference) -> CheckOutcome:
+def region_follows(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference) -> dict[str, str]:
+    """Region column no role ties to a person -> the person group whose (voted) region it
+    follows (see :data:`REGION_FOLLOWS`): judged on the whole registry, so that each part of a
+    registry checked a part at a time is compared with the same group. ``clean`` needs only the
+    region columns."""
+    columns = [c.name for c in spec.columns if c.type == "region" and c.role_group in (None, "animal")]
+    if not columns or not spec.person_groups:
+        return {}
+    regions = {g: pd.Series(ref.region.reindex(_person_of(spec, clean, xref, g).to_numpy()).to_numpy(), index=clean.index)
+               for g in spec.person_groups}
+    follows = {}
+    for column in columns:
+        group = _region_reference(spec, clean, column, regions)
+        if group is not None:
+            follows[column] = group
+    return follows
+
+
+def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference,
+                        follows: dict[str, str] | None = None) -> CheckOutcome:
+    """The registry's rows against the population register and the resolved persons. A large
+    registry is checked a part of its rows at a time, with ``follows`` judged on all of them
+    (:func:`region_follows`), and the parts' outcomes joined by :func:`join_parts`."""
     out = CheckOutcome("population_register", True, "WARN", CROSS_CHECKS["population_register"])
     fold = spec.source.encoding == "cp1251"  # the agency cannot write Kazakh letters
     checked = 0
@@ -457,24 +490,62 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             ra, rb = clean[roles["region"]], golden["region"]
             flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
     # region columns no role ties to a person: compared with the person group they follow
-    for col in spec.columns:
-        if col.type == "region" and (col.role_group is None or col.role_group == "animal") and regions:
-            group = _region_reference(spec, clean, col.name, regions)
-            if group is not None:
-                ra, rb = clean[col.name], regions[group]
-                flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
-                out.details[f"{col.name}_follows"] = group
+    if follows is None:
+        follows = region_follows(spec, clean, xref, ref)
+    for column, group in follows.items():
+        ra, rb = clean[column], regions[group]
+        flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
+        out.details[f"{column}_follows"] = group
     ids = clean[spec.record_id]
     for reason in sorted(masks):
         if masks[reason].any():
             out.flagged[reason] = sorted(set(ids[masks[reason]].astype(str)))
             out.counts[reason] = len(out.flagged[reason])
     out.details["references_checked"] = checked
+    return _register_verdict(out)
+
+
+def _register_verdict(out: CheckOutcome) -> CheckOutcome:
     out.passed = not out.flagged
+    checked = out.details["references_checked"]
     serious = len(set(out.flagged.get("iin_unknown", [])) | set(out.flagged.get("iin_differs", [])))
-    if checked and serious / checked > ERROR_SHARE:
-        out.severity = "ERROR"
+    out.severity = "ERROR" if checked and serious / checked > ERROR_SHARE else "WARN"
     return out
+
+
+#: checks whose flagged ids are listed in the registry's row order, with their reasons in this order
+#: (the others list each reason's ids sorted, their reasons sorted)
+_ROW_ORDER = {"after_death": ("dead_subject", "dated_after_death")}
+
+
+def join_parts(parts: list[CheckOutcome]) -> CheckOutcome:
+    """One registry's outcome of a check from the outcomes of its parts (disjoint rows, in the
+    rows' order; the population register's with the same ``follows``): what the check gives the
+    whole registry at once. Flagged ids are joined per reason, references counted over all
+    parts, and the population register's severity judged on the whole registry."""
+    if len(parts) == 1:
+        return parts[0]
+    check = parts[0].check
+    out = CheckOutcome(check, True, "WARN", parts[0].description)
+    in_rows = _ROW_ORDER.get(check)
+    for reason in in_rows or sorted({r for part in parts for r in part.flagged}):
+        ids = [i for part in parts for i in part.flagged.get(reason, ())]
+        if ids:
+            out.flagged[reason] = ids if in_rows else sorted(set(ids))
+            out.counts[reason] = len(out.flagged[reason])
+    out.details = {k: v for k, v in parts[0].details.items() if k != "references_checked"}
+    if check == "population_register":
+        out.details["references_checked"] = sum(part.details["references_checked"] for part in parts)
+        return _register_verdict(out)
+    out.passed = not out.flagged
+    return out
+
+
+def fact_columns(spec: RegistrySpec) -> list[str]:
+    """The columns :func:`duplicates` compares as written: all but the record id and the
+    persons' (who they are is compared as resolved)."""
+    person_cols = {c.name for c in spec.columns if c.role_group and c.role_group != "animal"}
+    return [c.name for c in spec.columns if c.name not in person_cols and c.name != spec.record_id]
 
 
 def duplicates(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame) -> CheckOutcome:
@@ -484,9 +555,7 @@ def duplicates(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame) -> C
     out = CheckOutcome("duplicates", True, "WARN", CROSS_CHECKS["duplicates"])
     if clean.empty:
         return out
-    person_cols = {c.name for c in spec.columns if c.role_group and c.role_group != "animal"}
-    facts = [c.name for c in spec.columns if c.name not in person_cols and c.name != spec.record_id]
-    key = clean[facts].copy()
+    key = clean[fact_columns(spec)].copy()
     for group in spec.person_groups:
         key[f"_{group}"] = _person_of(spec, clean, xref, group)
     if key.shape[1] == 0:
