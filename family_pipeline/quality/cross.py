@@ -127,20 +127,21 @@ class Reference:
 
     def __init__(self, persons: pd.DataFrame, register_iins: pd.Series, register: pd.DataFrame | None = None,
                  xref: pa.Table | str | None = None):
-        self.persons = persons.set_index("person_id")
-        self.golden = self.persons[["iin", "iin_disputed", "birth_date", "region", "mentions", *_PARTS]]
+        # only the columns the checks read are kept (and the death dates)
+        persons = persons.set_index("person_id")
+        self.golden = persons[["iin", "iin_disputed", "birth_date", "region", "mentions", *_PARTS]]
         self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
         self.register_iins = self.register_iins[self.register_iins >= 0]
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
         #: not to the country (a one-off mistyped IIN makes a person of one record only)
-        seen = self.persons[self.persons["mentions"] >= 2]
+        seen = persons[persons["mentions"] >= 2]
         numbers = iin_numbers(seen["iin"].to_numpy(dtype=object))
         self.person_iins = np.unique(numbers[numbers >= 0])
         #: IIN -> records of the resolved person carrying it: which of two IINs the country uses
-        carried = iin_numbers(self.persons["iin"].to_numpy(dtype=object))
-        self.iin_mentions = pd.Series(self.persons["mentions"].to_numpy(np.int64)[carried >= 0], index=carried[carried >= 0])
+        carried = iin_numbers(persons["iin"].to_numpy(dtype=object))
+        self.iin_mentions = pd.Series(persons["mentions"].to_numpy(np.int64)[carried >= 0], index=carried[carried >= 0])
         self.iin_mentions = self.iin_mentions[~self.iin_mentions.index.duplicated()]
-        self.death = pd.to_datetime(self.persons["death_date"], errors="coerce").dropna()
+        self.death = pd.to_datetime(persons["death_date"], errors="coerce").dropna()
         # the register by name and birth date: the IIN it gives the person so named and born
         if register is not None and len(register):
             birth = _birth_yymmdd(register["birth_date"])
@@ -149,8 +150,8 @@ class Reference:
                 else valid_iin_mask(register["iin"].to_numpy(dtype=object))
             # only entries whose IIN the resolved persons give the same name and birth date: a
             # register IIN mistyped into another real person's IIN names that person, not this one
-            person_key = pd.Series(_name_birth_key(self.persons["last_name"], self.persons["first_name"],
-                                                   _birth_yymmdd(self.persons["birth_date"])),
+            person_key = pd.Series(_name_birth_key(persons["last_name"], persons["first_name"],
+                                                   _birth_yymmdd(persons["birth_date"])),
                                    index=carried).loc[lambda k: k.index >= 0]
             person_key = person_key[~person_key.index.duplicated(keep=False)]
             agrees = person_key.reindex(iin_numbers(register["iin"])).to_numpy(dtype=object) == keys
