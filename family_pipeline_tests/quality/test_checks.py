@@ -224,6 +224,24 @@ def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
     assert voted.to_dict() == {1: "KZ-75", 2: "KZ-11", 3: "KZ-75"}
 
 
+def test_regions_counted_registry_by_registry_vote_as_all_pairs_at_once():
+    """The votes count each registry's pairs as it is read (RegionTally): a region first given
+    by a later registry, a tie broken by neither side, a person only one registry places."""
+    from family_pipeline.quality.cross import RegionTally
+
+    golden = pd.Series(["KZ-11", "KZ-11", "KZ-75", None], index=[10, 20, 30, 40])
+    first = pd.DataFrame({"person_id": [10, 20, 30], "region": ["KZ-75", "KZ-11", "KZ-75"]})
+    second = pd.DataFrame({"person_id": [10, 20, 20, 30, 40, 40], "region": ["KZ-75", "KZ-19", "KZ-19", "KZ-19", "KZ-19", "KZ-75"]})
+    tally = RegionTally(golden)
+    tally.add(first)
+    tally.add(second)
+    voted = tally.votes()
+    assert voted.to_dict() == region_votes(pd.concat([first, second]), golden).to_dict()
+    # 10: two records against none; 20: two of a region first seen in the second registry
+    # against one; 30: a tie the golden region is in; 40: a tie without it, so none
+    assert voted.iloc[:3].to_dict() == {10: "KZ-75", 20: "KZ-19", 30: "KZ-75"} and pd.isna(voted[40])
+
+
 def test_a_region_column_without_a_role_is_checked_against_the_person_it_follows():
     n = 250  # enough rows to tell what the column records
     persons = _persons([{"person_id": i, "iin": None, "region": "KZ-75" if i % 2 else "KZ-11"} for i in range(n)])
