@@ -144,15 +144,18 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
     so a worker holds a bounded part of a national registry (a whole one took 4.3 GB beside the
     shared reference at 5M persons); what is judged on the whole registry reads only the columns
     it needs: who each row's persons are, which person a region column follows, and the facts
-    compared for duplicates."""
+    compared for duplicates. Those columns are read once, and let go before the parts are read."""
     ref = reference(store)
     path = store.table("registries", spec.code)
+    regions = [c.name for c in spec.columns if c.type == "region"]
+    whole = _read(path, list(dict.fromkeys([spec.record_id, *regions, *fact_columns(spec)])))
     # who each row's references are, looked up once for all of the registry's checks
-    persons = align_persons(spec, _read(path, [spec.record_id]), ref.xref_of(spec.code))
+    persons = align_persons(spec, whole, ref.xref_of(spec.code))
+    copies = duplicates(spec, whole, persons)
+    follows = region_follows(spec, whole, persons, ref)
+    del whole
     outcomes = []
     if spec.person_groups:
-        regions = [c.name for c in spec.columns if c.type == "region"]
-        follows = region_follows(spec, _read(path, regions), persons, ref) if regions else {}
         extracted_at = read_manifest(spec, store).get("extracted_at")
         register, death = [], []
         for clean in _parts(path, CHECK_ROWS):
@@ -160,7 +163,7 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
             register.append(population_register(spec, clean, xref, ref, follows))
             death.append(after_death(spec, clean, xref, ref, extracted_at))
         outcomes += [join_parts(register), join_parts(death)]
-    outcomes.append(duplicates(spec, _read(path, [spec.record_id, *fact_columns(spec)]), persons))
+    outcomes.append(copies)
     if spec.has_animals:
         if not store.table("resolution", "livestock_anomalies").exists():
             raise MissingInput(f"the livestock check of {spec.code} needs resolution/animal_records and "
