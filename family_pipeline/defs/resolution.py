@@ -21,11 +21,12 @@ from family_pipeline.defs.registries import registry_key
 from family_pipeline.defs.resources import DATA_ENGINEERING, LakeResource
 from family_pipeline.evaluation.person_truth import truth_in_run
 from family_pipeline.execution import step_tags
-from family_pipeline.lib.lake import write_columns
+from family_pipeline.lib.lake import ROW_GROUP, write_columns, write_slices
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
+from family_pipeline.resolution.blocking import sorted_unique
 from family_pipeline.resolution.golden import (
-    cluster_person_ids,
+    PersonIds,
     folding_registries,
     golden_finish,
     golden_table,
@@ -49,6 +50,8 @@ OWNER = DATA_ENGINEERING
 #: 8 s sooner for 1.5 GB more); above it, after them, with the linkage's arrays freed first
 GOLDEN_BESIDE_IDS_MENTIONS = 30_000_000
 ENCODED = ("registry", "group")
+#: mentions read at a time for the person ids and the crosswalk (its slices of rows as written)
+XREF_SLICE = 4 * ROW_GROUP
 
 
 def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -64,6 +67,20 @@ class LinkageConfig(dg.Config):
     """pairs scored between these go to clerical review"""
     reuse_model: bool = False
     """score with the parameters saved by the previous run instead of estimating them again"""
+
+
+def _xref_slices(mentions: ParquetColumns, ids: PersonIds, result, shown: np.ndarray, shown_keys: list[pa.Table]):
+    """The crosswalk a slice of mentions at a time, each slice's person ids made as it is read;
+    the keys of the ``shown`` rows (sorted) are kept in ``shown_keys`` for the review pairs."""
+    for start, part in mentions.slices(list(PersonIds.KEY_COLUMNS), XREF_SLICE):
+        ids.add_first_rows(start, part)  # every cluster met so far has its id now
+        stop = start + part.num_rows
+        keys = pa.table({k: _text(part.column(k)) for k in PersonIds.KEY_COLUMNS})
+        lo, hi = np.searchsorted(shown, [start, stop])
+        shown_keys.append(keys.take(pa.array(shown[lo:hi] - start)))
+        yield keys.append_column("person_id", pa.array(ids.values[result.cluster[start:stop]])) \
+            .append_column("signature", pa.array(result.signature[start:stop])) \
+            .append_column("match_probability", pa.array(np.round(result.probability[start:stop], 6)))
 
 
 @dg.asset(
@@ -123,40 +140,41 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
         voter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="golden-votes")
         votes_job = voter.submit(golden_votes, ParquetColumns(mentions.path, encoded=ENCODED), result.cluster,
                                  n_clusters, folding)
-    # the mention keys and the columns both person ids and golden records read: read once
-    mentions.keep("registry", "record_id", "group", "iin", "iin_valid")
     # tables are written on a second thread (Parquet encoding leaves the GIL) while the next one
-    # is made: the candidate pairs while the person ids are hashed, the crosswalk while the
-    # review pairs are picked
+    # is made: the candidate pairs while the person ids are made and the crosswalk written
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resolution-writer")
     pairs = result.pairs
     candidates_job = writer.submit(write_columns, store.table(GROUP, "person_candidate_pairs"),
                                    {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
-    cluster_pid = cluster_person_ids(mentions, result.cluster)
-    pid = cluster_pid[result.cluster]
-    keys = mentions.read(["registry", "record_id", "group"])
-    # the keys decoded to text a slice at a time (3 GB for all of them at 5M persons)
-    xref_job = writer.submit(write_columns, store.table(GROUP, "person_xref"), {
-        **{k: keys.column(k) for k in keys.column_names}, "person_id": pid, "signature": result.signature,
-        "match_probability": np.round(result.probability, 6)}, types=dict.fromkeys(keys.column_names, pa.large_string()))
+    # person ids and the crosswalk a slice of mentions at a time (``PersonIds``): the mentions'
+    # IINs and keys are never all in memory
+    ids = PersonIds(result.cluster)
+    for start, part in mentions.slices(list(PersonIds.ANCHOR_COLUMNS), XREF_SLICE):
+        ids.add_anchors(start, part)
+    ids.claim()
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
     review = pairs[band]
+    review_rows = {side: review[f"row_{side}"].to_numpy() for side in ("a", "b")}
+    shown = sorted_unique(np.concatenate(list(review_rows.values())))  # rows whose keys the review shows
+    shown_keys: list[pa.Table] = []
+
+    paths = {XREF: write_slices(store.table(GROUP, "person_xref"), _xref_slices(mentions, ids, result, shown, shown_keys))}
+    cluster_pid = ids.values
+    keys = pa.concat_tables(shown_keys)
     review_columns = {c: review[c].to_numpy() for c in review.columns if c not in ("row_a", "row_b")}
-    for side in ("a", "b"):
-        rows = pa.array(review[f"row_{side}"].to_numpy())
-        for k in ("registry", "record_id", "group"):
-            review_columns[f"{k}_{side}"] = _text(keys.column(k).take(rows))  # only the rows under review
-        review_columns[f"person_id_{side}"] = pid[review[f"row_{side}"].to_numpy()]
-    paths = {REVIEW: store.write(GROUP, "person_review_pairs", pa.table(review_columns))}
-    paths[XREF] = xref_job.result()
+    for side, rows in review_rows.items():
+        at = pa.array(np.searchsorted(shown, rows))
+        for k in PersonIds.KEY_COLUMNS:
+            review_columns[f"{k}_{side}"] = keys.column(k).take(at)  # only the rows under review
+        review_columns[f"person_id_{side}"] = cluster_pid[result.cluster[rows]]
+    paths[REVIEW] = store.write(GROUP, "person_review_pairs", pa.table(review_columns))
     phases["person_ids_xref_review"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     counts = {"mentions": len(mentions), "review": len(review), "pairs": len(pairs), "band": int(band.sum())}
-    del keys, review, review_columns, band, probability
-    mentions.keep()  # the golden records read their columns once each
+    del keys, shown_keys, shown, review, review_rows, review_columns, band, probability, ids
     paths[CANDIDATES] = candidates_job.result()
     writer.shutdown()
-    del pairs, candidates_job, xref_job
+    del pairs, candidates_job
     phases["candidate_pairs"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     # the truth accuracy reads only the tables already written: it runs on the second core while
     # the golden records are voted (both spend their time in Arrow and numpy, outside the GIL)
@@ -170,23 +188,23 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
         accuracy_job = accuracy_pool.submit(
             linkage_accuracy, ParquetColumns(paths[XREF]), ParquetColumns(store.truth("mentions")),
             ParquetColumns(paths[CANDIDATES]))
-    stats, model_fit = result.stats, result.model
+    stats, model_fit, cluster = result.stats, result.model, result.cluster
     del result  # the golden records need only the mentions and the person ids
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(model_fit.to_dict(), indent=1, sort_keys=True) + "\n")
-    if votes_job is not None and len(np.unique(cluster_pid)) == n_clusters:
-        persons = golden_finish(votes_job.result(), cluster_pid)
-    else:  # voted now (or two clusters share an id, and are one person): on the person ids
+    if len(np.unique(cluster_pid)) == n_clusters:  # the votes of a cluster are its person's
+        persons = golden_finish(votes_job.result() if votes_job is not None else
+                                golden_votes(mentions, cluster, n_clusters, folding), cluster_pid)
+    else:  # two clusters share an id, and are one person: voted on the person ids
         if votes_job is not None:
             votes_job.result()
-        persons = golden_table(mentions, pid, folding)
+        persons = golden_table(mentions, cluster_pid[cluster], folding)
     if voter is not None:
         voter.shutdown()
-    del votes_job, voter, cluster_pid
+    del votes_job, voter, cluster_pid, cluster
     counts.update({"persons": persons.num_rows, "alive": int(pc.sum(persons.column("alive")).as_py() or 0)})
     paths[PERSONS] = store.write(GROUP, "persons", persons)
-    mentions.keep()
-    del persons, pid, mentions
+    del persons, mentions
     phases["golden_records"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     seconds = round(time.perf_counter() - t0, 2)
     accuracy = {}

@@ -14,7 +14,7 @@ at import time.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,15 +101,27 @@ def write_columns(path: Path, columns: Mapping[str, np.ndarray | pa.Array | pa.C
             out[name] = part.cast(types[name]) if name in types else part
         return pa.table(out)
 
-    if n <= rows_per_slice:
-        return write_parquet(path, rows(0, n))
+    return write_slices(path, (rows(s, min(s + rows_per_slice, n)) for s in range(0, max(n, 1), rows_per_slice)))
+
+
+def write_slices(path: Path, slices: Iterable[pa.Table]) -> Path:
+    """``write_parquet`` of the table the ``slices`` make one after another (each made only when
+    the previous one is written; every slice but the last a multiple of ``ROW_GROUP`` rows, so
+    the row groups are those of the whole table). One slice is written as ``write_parquet``
+    writes it; several stream into a temporary file, renamed when the last is written."""
+    slices = iter(slices)
+    first = next(slices)
+    second = next(slices, None)
+    if second is None:
+        return write_parquet(path, first)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    first = rows(0, rows_per_slice)
     with pq.ParquetWriter(tmp, first.schema, compression="zstd") as writer:
         writer.write_table(first, row_group_size=ROW_GROUP)
         del first
-        for start in range(rows_per_slice, n, rows_per_slice):
-            writer.write_table(rows(start, min(start + rows_per_slice, n)), row_group_size=ROW_GROUP)
+        writer.write_table(second, row_group_size=ROW_GROUP)
+        del second
+        for table in slices:
+            writer.write_table(table, row_group_size=ROW_GROUP)
     os.replace(tmp, path)
     return path

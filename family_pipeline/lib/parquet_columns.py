@@ -8,6 +8,7 @@ way, only the column being encoded is there, and it is freed as soon as its code
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,3 +69,26 @@ class ParquetColumns:
 
     def read(self, columns: list[str]) -> pa.Table:
         return pa.table({c: self.column(c) for c in columns})
+
+    def slices(self, columns: list[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
+        """(first row, table of ``columns``) for consecutive slices of ``rows`` rows (the last
+        may be shorter), read as the file is read, whatever its row groups: a national table
+        costs one slice's memory. Columns of ``encoded`` come dictionary-encoded, with the
+        dictionary of their slice."""
+        wanted = [c for c in columns if c not in self.schema.names]
+        if wanted:
+            raise KeyError(wanted)
+        source = pq.ParquetFile(self.path, read_dictionary=[c for c in columns if c in self.encoded])
+        held: list[pa.RecordBatch] = []
+        count = start = 0
+        for batch in source.iter_batches(batch_size=rows, columns=columns, use_threads=True):
+            held.append(batch)
+            count += batch.num_rows
+            while count >= rows:
+                table = pa.Table.from_batches(held).combine_chunks()
+                yield start, table.slice(0, rows)
+                rest = table.slice(rows)
+                held = rest.to_batches() if rest.num_rows else []
+                start, count = start + rows, count - rows
+        if count or not start:
+            yield start, pa.Table.from_batches(held, schema=source.schema_arrow.empty_table().select(columns).schema)

@@ -23,7 +23,7 @@ from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.blocking import first_appearances, reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
 
-__all__ = ["AUTHORITY", "FIELDS", "Votes", "cluster_person_ids", "folding_registries", "golden_finish", "golden_records",
+__all__ = ["AUTHORITY", "FIELDS", "PersonIds", "Votes", "cluster_person_ids", "folding_registries", "golden_finish", "golden_records",
            "golden_table", "golden_votes", "person_ids"]
 
 #: the registry whose values win where it has them
@@ -165,34 +165,97 @@ def person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
 def cluster_person_ids(mentions: Mentions, cluster: np.ndarray) -> np.ndarray:
     """A stable id per cluster (0..k-1): keyed hash of its IIN (checked, as the authority has it),
     else of its first mention. An IIN claimed by several clusters stays with the one with most
-    mentions."""
-    cluster = np.asarray(cluster, np.int64)
-    iin_codes, iin_values = _ranked_codes(_column(mentions, "iin"))
-    has = (iin_codes >= 0) & _bools(_column(mentions, "iin_valid"))
-    auth = _member(*_ranked_codes(_column(mentions, "registry")), {AUTHORITY})
-    k = int(cluster.max()) + 1 if len(cluster) else 0
-    # the anchor IIN of a cluster: a checked one, the authority's first, then the smallest
-    width = len(iin_values) + 1
-    anchor = np.full(k, 2 * width, np.int64)
-    ranked = iin_codes[has].astype(np.int64)  # built in place: a national array at a time
-    ranked[~auth[has]] += width
-    np.minimum.at(anchor, cluster[has], ranked)
-    del ranked, has, auth, iin_codes
-    anchor_iin = np.where(anchor < 2 * width, anchor % width, -1)
-    first_row = _first_rows(cluster, k)
-    size = np.bincount(cluster, minlength=k)
-    claimed = np.flatnonzero(anchor_iin >= 0)
-    keep = _first_per_group(anchor_iin[claimed], -size[claimed], claimed)
-    owner = np.zeros(k, bool)
-    owner[claimed[keep]] = True
-    out = np.empty(k, np.int64)
-    owners, others = np.flatnonzero(owner), np.flatnonzero(~owner)
-    out[owners] = pseudonym_ints(["iin:" + str(v) for v in np.asarray(iin_values, dtype=object)[anchor_iin[owners]]])
-    rows = pa.array(first_row[others])
-    key = pc.binary_join_element_wise(
-        *(_arrow(_column(mentions, c)).take(rows).cast(pa.string()) for c in ("registry", "record_id", "group")), "/")
-    out[others] = _keyed_hashes(pc.binary_join_element_wise("mention:", key, ""))
-    return out
+    mentions. (``PersonIds``, every mention at once; a national table is read a slice at a time.)"""
+    ids = PersonIds(cluster)
+    ids.add_anchors(0, _part(mentions, PersonIds.ANCHOR_COLUMNS))
+    ids.claim()
+    ids.add_first_rows(0, _part(mentions, PersonIds.KEY_COLUMNS))
+    return ids.values
+
+
+def _part(mentions: Mentions, columns: tuple[str, ...]) -> pa.Table:
+    return pa.table({c: _arrow(_column(mentions, c)) for c in columns})
+
+
+def _flags(column: pa.ChunkedArray | pa.Array, wanted: str | None = None) -> np.ndarray:
+    """Per row: true (a boolean column, nulls false), or equal to ``wanted`` (text, or text
+    dictionary-encoded: compared on the dictionary)."""
+    if wanted is None:
+        return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    out = []
+    for chunk in chunks:
+        if pa.types.is_dictionary(chunk.type):
+            hit = np.append(pc.equal(chunk.dictionary, wanted).fill_null(False).to_numpy(zero_copy_only=False), False)
+            out.append(hit[chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
+        else:
+            out.append(pc.equal(chunk, wanted).fill_null(False).to_numpy(zero_copy_only=False))
+    return np.concatenate(out) if out else np.empty(0, bool)
+
+
+class PersonIds:
+    """The person id of every cluster (``cluster_person_ids``) from the mentions a slice of rows
+    at a time, in row order: ``add_anchors`` of every slice, ``claim``, then ``add_first_rows``
+    of every slice. Once a slice's first rows are added, every cluster with a mention in that
+    slice or before has its id (a cluster's first mention is its smallest row), so the
+    crosswalk can be written slice by slice as the ids are made. At 5M persons the mentions'
+    IINs and keys for all 67M rows were several GB; here one slice is read at a time."""
+
+    ANCHOR_COLUMNS = ("iin", "iin_valid", "registry")
+    KEY_COLUMNS = ("registry", "record_id", "group")
+
+    def __init__(self, cluster: np.ndarray) -> None:
+        self.cluster = np.asarray(cluster)
+        self.k = int(self.cluster.max()) + 1 if len(self.cluster) else 0
+        self.values = np.zeros(self.k, np.int64)
+        self._anchors: list[pa.Table] = []
+        self._first_row = _first_rows(self.cluster, self.k)
+        self._pending: np.ndarray | None = None  # clusters named by their first mention, by first row
+
+    def add_anchors(self, start: int, part: pa.Table) -> None:
+        """The slice's candidates for each cluster's anchor IIN: a checked one, the authority's
+        first, then the smallest (as text)."""
+        iin = part.column("iin")
+        has = np.flatnonzero(pc.is_valid(iin).to_numpy(zero_copy_only=False) & _flags(part.column("iin_valid")))
+        if not len(has):
+            return
+        rows = pa.array(has)
+        auth = _flags(part.column("registry"), AUTHORITY)[has]
+        text = iin.take(rows).cast(pa.string())
+        key = pc.binary_join_element_wise(pa.array(np.where(auth, "0", "1")), text, "")
+        found = pa.table({"cluster": self.cluster[start + has], "key": key})
+        self._anchors.append(found.group_by("cluster").aggregate([("key", "min")]))
+
+    def claim(self) -> None:
+        """Each anchor IIN goes to the cluster with most mentions (the first such cluster on a
+        tie); those clusters take its id, the rest are named by their first mention."""
+        anchor = pa.concat_tables(self._anchors) if self._anchors else None
+        self._anchors = []
+        owner = np.zeros(self.k, bool)
+        if anchor is not None and anchor.num_rows:
+            anchor = anchor.group_by("cluster").aggregate([("key_min", "min")])
+            claimed = anchor.column("cluster").to_numpy()
+            iin = pc.utf8_slice_codeunits(anchor.column("key_min_min"), 1)
+            codes = _dictionary_codes(iin)[0]
+            size = np.bincount(self.cluster, minlength=self.k)
+            keep = _first_per_group(codes, -size[claimed], claimed)
+            owner[claimed[keep]] = True
+            self.values[claimed[keep]] = pseudonym_ints(
+                ["iin:" + v for v in iin.take(pa.array(keep)).to_pylist()])
+        others = np.flatnonzero(~owner)
+        self._pending = others[np.argsort(self._first_row[others], kind="stable")]
+        self._pending_rows = self._first_row[self._pending]
+
+    def add_first_rows(self, start: int, part: pa.Table) -> None:
+        """Ids of the clusters named by their first mention, for those whose first mention is in
+        the slice: a keyed hash of its registry, record id and group."""
+        lo, hi = np.searchsorted(self._pending_rows, [start, start + part.num_rows])
+        if hi <= lo:
+            return
+        rows = pa.array(self._pending_rows[lo:hi] - start)
+        key = pc.binary_join_element_wise(
+            *(part.column(c).take(rows).cast(pa.string()) for c in self.KEY_COLUMNS), "/")
+        self.values[self._pending[lo:hi]] = _keyed_hashes(pc.binary_join_element_wise("mention:", key, ""))
 
 
 def _first_rows(cluster: np.ndarray, k: int) -> np.ndarray:
