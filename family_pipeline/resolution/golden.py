@@ -181,6 +181,8 @@ def _flags(column: pa.ChunkedArray | pa.Array, wanted: str | None = None) -> np.
     """Per row: true (a boolean column, nulls false), or equal to ``wanted`` (text, or text
     dictionary-encoded: compared on the dictionary)."""
     if wanted is None:
+        if pa.types.is_null(column.type):  # no value at all (a slice of nulls read from pandas)
+            return np.zeros(len(column), bool)
         return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     out = []

@@ -449,3 +449,61 @@ def test_golden_records_voted_on_clusters_before_the_person_ids_are_the_same(res
     finished = golden_finish(golden_votes(mentions, cluster, int(cluster.max()) + 1), by_cluster)
     assert finished.equals(golden_table(mentions, by_cluster[cluster]))
     assert finished.column("iin_disputed").to_numpy().any()  # the IIN dispute ran on the finished order
+
+
+def test_person_ids_made_a_slice_of_mentions_at_a_time_are_those_made_at_once(resolved, tmp_path):
+    """PersonIds over slices of a mentions file whose row groups do not line up with the slices
+    gives every cluster the id ``cluster_person_ids`` gives reading all mentions at once."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+    from family_pipeline.resolution.golden import PersonIds, cluster_person_ids
+
+    table = resolved["lake"].read("resolution", "person_mentions")
+    path = tmp_path / "uneven.parquet"
+    with pq.ParquetWriter(path, table.schema) as writer:
+        at = 0
+        for size in (1, 333, 4_000, 57, 10_000):
+            writer.write_table(table.slice(at, size), row_group_size=size)
+            at += size
+        writer.write_table(table.slice(at), row_group_size=50_000)
+    mentions = ParquetColumns(path, encoded=("registry", "group"))
+    cluster = link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+    at_once = cluster_person_ids(mentions, cluster)
+    for rows in (4_096, 9_999):
+        ids = PersonIds(cluster)
+        for start, part in mentions.slices(list(PersonIds.ANCHOR_COLUMNS), rows):
+            ids.add_anchors(start, part)
+        ids.claim()
+        for start, part in mentions.slices(list(PersonIds.KEY_COLUMNS), rows):
+            ids.add_first_rows(start, part)
+            # every cluster met up to the end of this slice has its id already
+            met = np.unique(cluster[: start + part.num_rows])
+            assert np.array_equal(ids.values[met], at_once[met])
+        assert np.array_equal(ids.values, at_once)
+
+
+def test_person_ids_follow_the_authority_then_the_larger_cluster():
+    """A cluster takes the authority's checked IIN over a smaller one of another registry; an
+    IIN two clusters claim stays with the one of more mentions; an unchecked IIN names no one."""
+    from family_pipeline.lib.pseudonym import pseudonym_ints
+    from family_pipeline.resolution.golden import PersonIds, cluster_person_ids
+
+    mentions = pd.DataFrame({
+        "registry": ["tax", "gbd_fl", "tax", "tax", "tax", "tax", "tax"],
+        "record_id": list("abcdefg"), "group": ["subject"] * 7,
+        "iin": ["111", "222", "222", "222", "222", "999", None],
+        "iin_valid": [True, True, True, True, True, False, None],
+    })
+    cluster = np.array([0, 0, 1, 1, 2, 3, 3])
+    ids = cluster_person_ids(mentions, cluster)
+    iin = dict(zip(["222"], pseudonym_ints(["iin:222"])))
+    mention = pseudonym_ints(["mention:tax/c/subject", "mention:tax/e/subject", "mention:tax/f/subject"])
+    # cluster 0: the authority's 222 over tax's 111; cluster 1 (2 mentions) claims 222 too and
+    # loses the tie to cluster 0 (the first); cluster 2 has 222 alone and fewer mentions
+    assert ids.tolist() == [iin["222"], mention[0], mention[1], mention[2]]
+    by_slices = PersonIds(cluster)
+    for start in range(0, 7, 2):
+        by_slices.add_anchors(start, pa.Table.from_pandas(mentions.iloc[start:start + 2], preserve_index=False))
+    by_slices.claim()
+    for start in range(0, 7, 3):
+        by_slices.add_first_rows(start, pa.Table.from_pandas(mentions.iloc[start:start + 3], preserve_index=False))
+    assert by_slices.values.tolist() == ids.tolist()
