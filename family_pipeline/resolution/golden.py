@@ -11,14 +11,18 @@ national table of mentions costs a few sorts.
 
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.blocking import first_appearances, reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
@@ -396,8 +400,105 @@ class Votes:
     registries: np.ndarray
 
 
+#: mentions voted at once: above this, the mentions are first written out by ranges of groups
+#: (persons), each range holding about this many, and each range is voted on its own
+VOTE_PART = 8_000_000
+#: mentions read at a time while they are written out by ranges of groups
+VOTE_SLICE = 1 << 20
+
+
 @reusing_freed_memory()
 def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
+                 folding_registries: frozenset[str] = frozenset(), part_rows: int | None = None) -> Votes:
+    """Every field voted among the mentions of each group (``group``: 0..n_groups-1 per mention).
+    The votes of a group do not depend on how groups are numbered, so they can be taken on the
+    linker's clusters while the person ids are still being made.
+
+    Up to ``part_rows`` mentions (``VOTE_PART``) are voted at once. A larger table that is read
+    from a file (a ``ParquetColumns``) is first written out, a slice of mentions at a time, into
+    one file per range of groups holding about ``part_rows`` mentions, and each range is voted
+    on its own (a group's votes need only its own mentions): the vote's memory is one range's,
+    whatever the size of the country (at 5M persons, 67M mentions voted at once peaked at 9.3 GB).
+    """
+    group = np.asarray(group)
+    part_rows = part_rows or VOTE_PART
+    if len(mentions) <= part_rows or not hasattr(mentions, "slices"):
+        return _votes_in_memory(mentions, group, n_groups, folding_registries)
+    # ranges of groups with about part_rows mentions each (a group is never split)
+    cumulative = np.cumsum(np.bincount(group, minlength=n_groups))
+    parts = -(-len(group) // part_rows)
+    edges = np.unique(np.r_[0, np.searchsorted(cumulative, np.arange(1, parts) * (len(group) / parts)), n_groups])
+    columns = [c for c in _columns(mentions) if c in (*FIELDS, "registry", "iin_valid", "full_name")]
+    with tempfile.TemporaryDirectory(prefix="golden-votes-", dir=Path(mentions.path).parent) as tmp:
+        paths = [Path(tmp) / f"part{b:04d}.parquet" for b in range(len(edges) - 1)]
+        writers: dict[int, pq.ParquetWriter] = {}
+        try:
+            for start, part in mentions.slices(columns, VOTE_SLICE):
+                g = group[start: start + part.num_rows]
+                which = np.searchsorted(edges, g, side="right") - 1
+                order = np.argsort(which, kind="stable")  # file order kept within each range
+                bounds = np.searchsorted(which[order], np.arange(len(edges)))
+                part = pa.table({c: _texts(part.column(c)) for c in columns}).append_column(
+                    "_group", pa.array(g, pa.int64()))
+                for b in range(len(paths)):
+                    rows = order[bounds[b]:bounds[b + 1]]
+                    if len(rows):
+                        if b not in writers:
+                            writers[b] = pq.ParquetWriter(paths[b], part.schema, compression="lz4")
+                        writers[b].write_table(part.take(pa.array(rows)))
+                del part
+        finally:
+            for writer in writers.values():
+                writer.close()
+        votes = []
+        for b, path in enumerate(paths):
+            lo, hi = int(edges[b]), int(edges[b + 1])
+            rows = ParquetColumns(path)
+            local = rows.column("_group").to_numpy() - lo
+            votes.append(_votes_in_memory(rows, local, hi - lo, folding_registries))
+            del rows, local
+    return _joined(votes)
+
+
+def _texts(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column with dictionary-encoded text decoded (each slice has its own dictionary)."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _joined(parts: list[Votes]) -> Votes:
+    """The votes of consecutive ranges of groups as one: each field's distinct values made one
+    set (the same value, one code), the registries named by one list."""
+    names = sorted({n for v in parts for n in v.source_names.to_pylist()[:-1]})
+    source_names = _as_arrow(np.array(names + [AUTHORITY], dtype=object))
+    chosen = {}
+    for f in parts[0].chosen:
+        values = [v.chosen[f][0] for v in parts]
+        present = [x for x in values if not pa.types.is_null(x.type)]
+        won, won_source = [], []
+        if present:
+            encoded = pc.dictionary_encode(pa.chunked_array(present).combine_chunks())
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            at = 0
+        for v, x in zip(parts, values):
+            w, s = v.chosen[f][1], v.chosen[f][2]
+            if pa.types.is_null(x.type):
+                won.append(w)
+            else:
+                mapping = np.append(codes[at: at + len(x)], -1)
+                at += len(x)
+                won.append(mapping[w])  # -1 (none) reads the trailing -1
+            local = v.source_names.to_pylist()
+            mapping = np.append(np.array([names.index(n) for n in local[:-1]] + [len(names)], np.int64), -1)
+            won_source.append(mapping[s])
+        chosen[f] = (encoded.dictionary if present else pa.array([], pa.null()),
+                     np.concatenate(won).astype(np.int64), np.concatenate(won_source).astype(np.int64))
+    return Votes(chosen, source_names, np.concatenate([v.mentions for v in parts]),
+                 np.concatenate([v.registries for v in parts]))
+
+@reusing_freed_memory()
+def _votes_in_memory(mentions: Mentions, group: np.ndarray, n_groups: int,
                  folding_registries: frozenset[str] = frozenset()) -> Votes:
     """Every field voted among the mentions of each group (``group``: 0..n_groups-1 per mention).
     The votes of a group do not depend on how groups are numbered, so they can be taken on the

@@ -507,3 +507,31 @@ def test_person_ids_follow_the_authority_then_the_larger_cluster():
     for start in range(0, 7, 3):
         by_slices.add_first_rows(start, pa.Table.from_pandas(mentions.iloc[start:start + 3], preserve_index=False))
     assert by_slices.values.tolist() == ids.tolist()
+
+
+def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(resolved):
+    """Mentions written out by ranges of persons and voted range by range (as a national
+    table is) give the golden records of voting them all at once: values, their sources, the
+    counts, and IINs disputed between persons of different ranges."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+    from family_pipeline.catalog import catalog
+    from family_pipeline.resolution.golden import (
+        cluster_person_ids,
+        folding_registries,
+        golden_finish,
+        golden_votes,
+    )
+
+    path = resolved["lake"].table("resolution", "person_mentions")
+    mentions = ParquetColumns(path, encoded=("registry", "group"))
+    cluster = link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+    n = int(cluster.max()) + 1
+    ids = cluster_person_ids(mentions, cluster)
+    folding = folding_registries(catalog())
+    assert folding  # spellings of single-byte registries count less
+    at_once = golden_finish(golden_votes(mentions, cluster, n, folding), ids)
+    assert at_once.column("iin_disputed").to_numpy().any()
+    for rows in (len(mentions) // 3, 25_000):
+        by_ranges = golden_finish(golden_votes(mentions, cluster, n, folding, part_rows=rows), ids)
+        assert by_ranges.equals(at_once)
+    assert not list(path.parent.glob("golden-votes-*"))  # the ranges' files are gone
