@@ -199,6 +199,11 @@ def _flags(column: pa.ChunkedArray | pa.Array, wanted: str | None = None) -> np.
     return np.concatenate(out) if out else np.empty(0, bool)
 
 
+#: a numeric anchor key: the IIN for the authority's mentions, this much more for the others'
+_TEXT_AFTER = 10**12
+_NONE = 2 * _TEXT_AFTER
+
+
 class PersonIds:
     """The person id of every cluster (``cluster_person_ids``) from the mentions a slice of rows
     at a time, in row order: ``add_anchors`` of every slice, ``claim``, then ``add_first_rows``
@@ -214,34 +219,50 @@ class PersonIds:
         self.cluster = np.asarray(cluster)
         self.k = int(self.cluster.max()) + 1 if len(self.cluster) else 0
         self.values = np.zeros(self.k, np.int64)
-        self._anchors: list[pa.Table] = []
+        self._anchors: list[pa.Table] = []  # anchors kept as text: (cluster, its smallest key) per slice
+        self._best = np.full(self.k, _NONE, np.int64)  # anchors kept as numbers
         self._first_row = _first_rows(self.cluster, self.k)
         self._pending: np.ndarray | None = None  # clusters named by their first mention, by first row
 
     def add_anchors(self, start: int, part: pa.Table) -> None:
         """The slice's candidates for each cluster's anchor IIN: a checked one, the authority's
-        first, then the smallest (as text)."""
+        first, then the smallest (as text). An IIN of twelve ASCII digits (every checked one a
+        registry exports) is kept as a number, the authority's below the others': of numbers of
+        one length the smallest is the smallest text, and a cluster's best costs 8 bytes; any
+        other is kept as text."""
         iin = part.column("iin")
         has = np.flatnonzero(pc.is_valid(iin).to_numpy(zero_copy_only=False) & _flags(part.column("iin_valid")))
         if not len(has):
             return
-        rows = pa.array(has)
+        text = iin.take(pa.array(has)).cast(pa.string())
         auth = _flags(part.column("registry"), AUTHORITY)[has]
-        text = iin.take(rows).cast(pa.string())
-        key = pc.binary_join_element_wise(pa.array(np.where(auth, "0", "1")), text, "")
-        found = pa.table({"cluster": self.cluster[start + has], "key": key})
-        self._anchors.append(found.group_by("cluster").aggregate([("key", "min")]))
+        digits = pc.and_(pc.equal(pc.binary_length(text), 12), pc.ascii_is_decimal(text)).to_numpy(zero_copy_only=False)
+        at = np.flatnonzero(digits)
+        number = pc.cast(text.take(pa.array(at)), pa.int64()).to_numpy(zero_copy_only=False)
+        np.minimum.at(self._best, self.cluster[start + has[at]], np.where(auth[at], number, number + _TEXT_AFTER))
+        odd = np.flatnonzero(~digits)
+        if len(odd):
+            key = pc.binary_join_element_wise(pa.array(np.where(auth[odd], "0", "1")), text.take(pa.array(odd)), "")
+            found = pa.table({"cluster": self.cluster[start + has[odd]], "key": key})
+            self._anchors.append(found.group_by("cluster").aggregate([("key", "min")]).rename_columns(["cluster", "key"]))
 
     def claim(self) -> None:
         """Each anchor IIN goes to the cluster with most mentions (the first such cluster on a
         tie); those clusters take its id, the rest are named by their first mention."""
-        anchor = pa.concat_tables(self._anchors) if self._anchors else None
-        self._anchors = []
+        had_text = bool(self._anchors)
+        numbered = np.flatnonzero(self._best < _NONE)
+        best = self._best[numbered]
+        text = pc.utf8_lpad(pc.cast(pa.array(best % _TEXT_AFTER), pa.string()), 12, "0")
+        self._anchors.append(pa.table({"cluster": numbered, "key": pc.binary_join_element_wise(
+            pa.array(np.where(best < _TEXT_AFTER, "0", "1")), text, "")}))
+        anchor = pa.concat_tables(self._anchors)
+        self._anchors, self._best = [], None
         owner = np.zeros(self.k, bool)
-        if anchor is not None and anchor.num_rows:
-            anchor = anchor.group_by("cluster").aggregate([("key_min", "min")])
+        if anchor.num_rows:
+            if had_text:  # a cluster may have both kinds
+                anchor = anchor.group_by("cluster").aggregate([("key", "min")]).rename_columns(["cluster", "key"])
             claimed = anchor.column("cluster").to_numpy()
-            iin = pc.utf8_slice_codeunits(anchor.column("key_min_min"), 1)
+            iin = pc.utf8_slice_codeunits(anchor.column("key"), 1)
             codes = _dictionary_codes(iin)[0]
             size = np.bincount(self.cluster, minlength=self.k)
             keep = _first_per_group(codes, -size[claimed], claimed)

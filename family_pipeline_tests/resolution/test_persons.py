@@ -488,23 +488,24 @@ def test_person_ids_follow_the_authority_then_the_larger_cluster():
     from family_pipeline.resolution.golden import PersonIds, cluster_person_ids
 
     mentions = pd.DataFrame({
-        "registry": ["tax", "gbd_fl", "tax", "tax", "tax", "tax", "tax"],
-        "record_id": list("abcdefg"), "group": ["subject"] * 7,
-        "iin": ["111", "222", "222", "222", "222", "999", None],
-        "iin_valid": [True, True, True, True, True, False, None],
+        "registry": ["tax", "gbd_fl", "tax", "tax", "tax", "tax", "tax", "tax", "tax", "tax"],
+        "record_id": list("abcdefghij"), "group": ["subject"] * 10,
+        "iin": ["111", "222", "222", "222", "222", "999", None, "000000000009", "5", "000000000007"],
+        "iin_valid": [True, True, True, True, True, False, None, True, True, True],
     })
-    cluster = np.array([0, 0, 1, 1, 2, 3, 3])
+    cluster = np.array([0, 0, 1, 1, 2, 3, 3, 0, 4, 4])
     ids = cluster_person_ids(mentions, cluster)
-    iin = dict(zip(["222"], pseudonym_ints(["iin:222"])))
+    iin = dict(zip(["222", "000000000007"], pseudonym_ints(["iin:222", "iin:000000000007"])))
     mention = pseudonym_ints(["mention:tax/c/subject", "mention:tax/e/subject", "mention:tax/f/subject"])
-    # cluster 0: the authority's 222 over tax's 111; cluster 1 (2 mentions) claims 222 too and
-    # loses the tie to cluster 0 (the first); cluster 2 has 222 alone and fewer mentions
-    assert ids.tolist() == [iin["222"], mention[0], mention[1], mention[2]]
+    # cluster 0: the authority's 222 over tax's 111 and 000000000009; cluster 1 (2 mentions)
+    # claims 222 too and loses the tie to cluster 0 (the first); cluster 2 has 222 alone and
+    # fewer mentions; cluster 4: "000000000007" is smaller text than "5"
+    assert ids.tolist() == [iin["222"], mention[0], mention[1], mention[2], iin["000000000007"]]
     by_slices = PersonIds(cluster)
-    for start in range(0, 7, 2):
+    for start in range(0, 10, 2):
         by_slices.add_anchors(start, pa.Table.from_pandas(mentions.iloc[start:start + 2], preserve_index=False))
     by_slices.claim()
-    for start in range(0, 7, 3):
+    for start in range(0, 10, 3):
         by_slices.add_first_rows(start, pa.Table.from_pandas(mentions.iloc[start:start + 3], preserve_index=False))
     assert by_slices.values.tolist() == ids.tolist()
 
