@@ -20,9 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.lib.pseudonym import pseudonym_ints
 from family_pipeline.resolution.blocking import first_appearances, reusing_freed_memory, sorted_unique
 from family_pipeline.resolution.normalize import split_full_name
@@ -423,9 +421,11 @@ class Votes:
 
 #: mentions voted at once: above this, the mentions are first written out by ranges of groups
 #: (persons), each range holding about this many, and each range is voted on its own
-VOTE_PART = 8_000_000
+VOTE_PART = 16_000_000
 #: mentions read at a time while they are written out by ranges of groups
 VOTE_SLICE = 1 << 20
+#: the ranges' files: Arrow's own format, compressed fast (written once, read once)
+_SPILL = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 @reusing_freed_memory()
@@ -451,8 +451,8 @@ def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
     edges = np.unique(np.r_[0, np.searchsorted(cumulative, np.arange(1, parts) * (len(group) / parts)), n_groups])
     columns = [c for c in _columns(mentions) if c in (*FIELDS, "registry", "iin_valid", "full_name")]
     with tempfile.TemporaryDirectory(prefix="golden-votes-", dir=Path(mentions.path).parent) as tmp:
-        paths = [Path(tmp) / f"part{b:04d}.parquet" for b in range(len(edges) - 1)]
-        writers: dict[int, pq.ParquetWriter] = {}
+        paths = [Path(tmp) / f"part{b:04d}.arrow" for b in range(len(edges) - 1)]
+        writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
         try:
             for start, part in mentions.slices(columns, VOTE_SLICE):
                 g = group[start: start + part.num_rows]
@@ -465,7 +465,7 @@ def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
                     rows = order[bounds[b]:bounds[b + 1]]
                     if len(rows):
                         if b not in writers:
-                            writers[b] = pq.ParquetWriter(paths[b], part.schema, compression="lz4")
+                            writers[b] = pa.ipc.new_file(paths[b], part.schema, options=_SPILL)
                         writers[b].write_table(part.take(pa.array(rows)))
                 del part
         finally:
@@ -474,7 +474,8 @@ def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
         votes = []
         for b, path in enumerate(paths):
             lo, hi = int(edges[b]), int(edges[b + 1])
-            rows = ParquetColumns(path)
+            with pa.ipc.open_file(path) as reader:
+                rows = reader.read_all()
             local = rows.column("_group").to_numpy() - lo
             votes.append(_votes_in_memory(rows, local, hi - lo, folding_registries))
             del rows, local
