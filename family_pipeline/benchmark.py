@@ -309,7 +309,7 @@ def run_benchmark(data_dir: Path | str, persons: int = 1_000_000, seed: int = 42
     report["pipeline_seconds"] = round(time.perf_counter() - t0, 1)
     report["peak_memory_mb"] = mem.peak_mb()
     # the whole run's memory a sample at a time: (unix time, MB), to lay beside the steps' windows
-    report["memory_timeline"] = [[round(t, 1), round(kb / 1024)] for t, kb in mem.timeline]
+    report["memory_timeline"] = [[round(t, 2), round(kb / 1024)] for t, kb in mem.timeline]
     report["run_id"] = result.run_id
     report["steps"] = []
     report["stages"] = stage_figures(instance, result.run_id, step_stage, graph, mem, report["steps"])
