@@ -39,7 +39,7 @@ from family_pipeline.resolution.normalize import (
     name_key,
     patronymic_stem,
     sex_from_iin,
-    split_full_name,
+    split_full_names,
 )
 
 __all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
@@ -89,15 +89,8 @@ def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     distinct values). Arrow-backed columns are dictionary-encoded by Arrow, much faster than a
     pandas hash table over the same strings; the codes are the same."""
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        encoded = values.dictionary_encode()
-        chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-        if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
-            combined = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-            chunks = [combined.dictionary_encode()]
-        if not chunks:
-            return np.empty(0, np.int64), np.array([], dtype=object)
-        codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
-        return _narrow(codes), np.array(chunks[-1].dictionary.to_pylist() + [None], dtype=object)[:-1]
+        codes, dictionary = _arrow_codes(values)
+        return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1]
     dtype = values.dtype
     if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
         encoded = values.array.__arrow_array__().dictionary_encode()
@@ -107,6 +100,31 @@ def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
             return _narrow(codes), chunks[-1].dictionary.to_numpy(zero_copy_only=False).astype(object)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return np.asarray(codes, np.int64), np.asarray(uniques, dtype=object)
+
+
+def _arrow_codes(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``_factorize`` of an Arrow column with the distinct values left in Arrow (no Python object
+    per value: a national table has millions of distinct full names)."""
+    encoded = values.dictionary_encode()
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
+        combined = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        chunks = [combined.dictionary_encode()]
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
+    return _narrow(codes), chunks[-1].dictionary
+
+
+def _full_names(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """(code per row into the distinct full names, -1 missing; the last name, first name and
+    patronymic of each distinct full name, split in Arrow)."""
+    if isinstance(values, (pa.ChunkedArray, pa.Array)):
+        codes, dictionary = _arrow_codes(values)
+    else:
+        codes, uniques = _factorize(values)
+        dictionary = pa.array(uniques, from_pandas=True)
+    if not pa.types.is_string(dictionary.type) and not pa.types.is_large_string(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    return codes, split_full_names(dictionary)
 
 
 def _narrow(codes: np.ndarray) -> np.ndarray:
@@ -188,7 +206,7 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     jobs = {"last_name": pool.submit(table, "last_name", name_key),
             "first_name": pool.submit(table, "first_name", name_key),
             "patronymic": pool.submit(table, "patronymic", patronymic_stem)}
-    for name, encode in (("full_name", _factorize), ("national_id", _factorize), ("sex", _factorize),
+    for name, encode in (("full_name", _full_names), ("national_id", _factorize), ("sex", _factorize),
                          ("region", _factorize), ("birth_date", _birth_days)):
         if name in columns:
             jobs[name] = pool.submit(lambda name, encode: encode(column(name)), name, encode)
@@ -200,8 +218,7 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     fn_raw, fn_keys = jobs.pop("first_name").result()
     pt_raw, pt_keys = jobs.pop("patronymic").result()
     if "full_name" in columns:
-        full_raw, full_uniques = jobs.pop("full_name").result()
-        parts = split_full_name(pd.Series(full_uniques, dtype=object))
+        full_raw, parts = jobs.pop("full_name").result()
         # each distinct word is normalised once, not once per distinct full name
         (fl_part, fl_keys), (ff_part, ff_keys), (fp_part, fp_keys) = (
             _key_table(parts[c], how) for c, how in

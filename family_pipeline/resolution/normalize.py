@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from family_pipeline.lib.alphabet import FOLD_TABLE, TRANSLIT_TABLE
 
-__all__ = ["birth_date_from_iin", "name_codes", "name_key", "patronymic_stem", "sex_from_iin", "split_full_name"]
+__all__ = ["birth_date_from_iin", "name_codes", "name_key", "patronymic_stem", "sex_from_iin", "split_full_name",
+           "split_full_names"]
 
 _NOT_LETTER = re.compile(r"[^a-z]")
 #: gendered patronymic endings, longest first, in the Latin spelling `name_key` gives
@@ -59,21 +60,29 @@ def name_codes(values: pd.Series | np.ndarray, how=name_key) -> tuple[np.ndarray
 
 
 def split_full_name(full: pd.Series) -> pd.DataFrame:
-    """'Фамилия Имя Отчество' → three columns; two words give no patronymic. Split in Arrow: the
-    words are cut at whitespace, the third keeps the rest of the name."""
+    """'Фамилия Имя Отчество' → three columns; two words give no patronymic (``split_full_names``)."""
     arr = pa.array(pd.Series(full, dtype=object).to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(arr), max_splits=2)
-    flat = pc.list_flatten(words).to_numpy(zero_copy_only=False)
+    index = full.index if isinstance(full, pd.Series) else None
+    return pd.DataFrame({name: pd.Series(part.to_numpy(zero_copy_only=False).astype(object), dtype=object, index=index)
+                         for name, part in split_full_names(arr).items()})
+
+
+def split_full_names(full: pa.Array) -> dict[str, pa.Array]:
+    """Full names as Arrow text → last name, first name, patronymic (null where a name has no
+    such word), all in Arrow: the words are cut at whitespace, the third keeps the rest of the
+    name. No Python object per name (a national table has millions of distinct full names)."""
+    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(full), max_splits=2)
+    flat = pc.list_flatten(words)
     parent = pc.list_parent_indices(words).to_numpy().astype(np.int64)
     starts = np.asarray(words.offsets.to_numpy(zero_copy_only=False), np.int64)
     position = np.arange(len(flat)) - starts[parent] if len(flat) else np.empty(0, np.int64)
     out = {}
     for k, name in enumerate(("last_name", "first_name", "patronymic")):
-        column = np.full(len(arr), None, dtype=object)
-        at = position == k
-        column[parent[at]] = flat[at]
-        out[name] = pd.Series(column, dtype=object, index=full.index if isinstance(full, pd.Series) else None)
-    return pd.DataFrame(out)
+        at = np.flatnonzero(position == k)
+        index = np.full(len(full), -1, np.int64)
+        index[parent[at]] = at
+        out[name] = flat.take(pa.array(index, mask=index < 0))
+    return out
 
 
 def birth_date_from_iin(iin: np.ndarray) -> np.ndarray:
