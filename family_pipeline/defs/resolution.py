@@ -158,8 +158,8 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     review_rows = {side: review[f"row_{side}"].to_numpy() for side in ("a", "b")}
     shown = sorted_unique(np.concatenate(list(review_rows.values())))  # rows whose keys the review shows
     shown_keys: list[pa.Table] = []
-
-    paths = {XREF: write_slices(store.table(GROUP, "person_xref"), _xref_slices(mentions, ids, result, shown, shown_keys))}
+    paths = {XREF: write_slices(store.table(GROUP, "person_xref"),
+                                _xref_slices(mentions, ids, result, shown, shown_keys))}
     cluster_pid = ids.values
     keys = pa.concat_tables(shown_keys)
     review_columns = {c: review[c].to_numpy() for c in review.columns if c not in ("row_a", "row_b")}

@@ -18,9 +18,9 @@ __all__ = ["ParquetColumns"]
 
 
 class ParquetColumns:
-    """``column(name)`` reads that column from the file, every call again unless the column is
-    one of those ``keep`` names (then it stays in memory from its first read until ``keep``
-    changes); the rest mirrors the parts of ``pyarrow.Table`` the resolution code uses."""
+    """``column(name)`` reads that column from the file, every call again; ``slices`` reads a few
+    columns a slice of rows at a time; the rest mirrors the parts of ``pyarrow.Table`` the
+    resolution code uses."""
 
     def __init__(self, path: Path | str, encoded: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
@@ -31,13 +31,6 @@ class ParquetColumns:
         self._file = pq.ParquetFile(self.path)
         self.schema = self._file.schema_arrow
         self.num_rows = self._file.metadata.num_rows
-        self._kept: dict[str, pa.ChunkedArray] = {}
-        self._keep: set[str] = set()
-
-    def keep(self, *names: str) -> None:
-        """Hold these columns in memory once read (several steps read them); forget the others."""
-        self._kept = {k: v for k, v in self._kept.items() if k in names}
-        self._keep = set(names)
 
     @property
     def column_names(self) -> list[str]:
@@ -49,15 +42,9 @@ class ParquetColumns:
     def column(self, name: str) -> pa.ChunkedArray:
         if name not in self.schema.names:
             raise KeyError(name)
-        if name in self._kept:
-            return self._kept[name]
         if name in self.encoded:
-            column = self.dictionary(name)
-        else:
-            column = pq.read_table(self.path, columns=[name]).column(0)
-        if name in self._keep:
-            self._kept[name] = column
-        return column
+            return self.dictionary(name)
+        return pq.read_table(self.path, columns=[name]).column(0)
 
     def dictionary(self, name: str) -> pa.ChunkedArray:
         """The column dictionary-encoded as the file stores it (cheap for few distinct values:
@@ -66,9 +53,6 @@ class ParquetColumns:
             raise KeyError(name)
         table = pq.read_table(self.path, columns=[name], read_dictionary=[name])
         return table.unify_dictionaries().column(0)
-
-    def read(self, columns: list[str]) -> pa.Table:
-        return pa.table({c: self.column(c) for c in columns})
 
     def slices(self, columns: list[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
         """(first row, table of ``columns``) for consecutive slices of ``rows`` rows (the last

@@ -153,6 +153,8 @@ def _member(codes: np.ndarray, values: np.ndarray, wanted) -> np.ndarray:
 
 
 def _bools(column: pd.Series | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray) and pa.types.is_null(column.type):  # no value at all
+        return np.zeros(len(column), bool)
     if isinstance(column, pa.ChunkedArray):
         return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
     return column.fillna(False).to_numpy(dtype=bool)
@@ -179,13 +181,8 @@ def _part(mentions: Mentions, columns: tuple[str, ...]) -> pa.Table:
     return pa.table({c: _arrow(_column(mentions, c)) for c in columns})
 
 
-def _flags(column: pa.ChunkedArray | pa.Array, wanted: str | None = None) -> np.ndarray:
-    """Per row: true (a boolean column, nulls false), or equal to ``wanted`` (text, or text
-    dictionary-encoded: compared on the dictionary)."""
-    if wanted is None:
-        if pa.types.is_null(column.type):  # no value at all (a slice of nulls read from pandas)
-            return np.zeros(len(column), bool)
-        return pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+def _equals(column: pa.ChunkedArray | pa.Array, wanted: str) -> np.ndarray:
+    """Per row: equal to ``wanted`` (text, or text dictionary-encoded: compared on the dictionary)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     out = []
     for chunk in chunks:
@@ -229,11 +226,11 @@ class PersonIds:
         one length the smallest is the smallest text, and a cluster's best costs 8 bytes; any
         other is kept as text."""
         iin = part.column("iin")
-        has = np.flatnonzero(pc.is_valid(iin).to_numpy(zero_copy_only=False) & _flags(part.column("iin_valid")))
+        has = np.flatnonzero(pc.is_valid(iin).to_numpy(zero_copy_only=False) & _bools(part.column("iin_valid")))
         if not len(has):
             return
         text = iin.take(pa.array(has)).cast(pa.string())
-        auth = _flags(part.column("registry"), AUTHORITY)[has]
+        auth = _equals(part.column("registry"), AUTHORITY)[has]
         digits = pc.and_(pc.equal(pc.binary_length(text), 12), pc.ascii_is_decimal(text)).to_numpy(zero_copy_only=False)
         at = np.flatnonzero(digits)
         number = pc.cast(text.take(pa.array(at)), pa.int64()).to_numpy(zero_copy_only=False)
@@ -437,9 +434,11 @@ def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
 
     Up to ``part_rows`` mentions (``VOTE_PART``) are voted at once. A larger table that is read
     from a file (a ``ParquetColumns``) is first written out, a slice of mentions at a time, into
-    one file per range of groups holding about ``part_rows`` mentions, and each range is voted
-    on its own (a group's votes need only its own mentions): the vote's memory is one range's,
-    whatever the size of the country (at 5M persons, 67M mentions voted at once peaked at 9.3 GB).
+    one Arrow file per range of groups holding about ``part_rows`` mentions (in a temporary
+    folder beside the mentions file, removed when the vote ends: 3.5 GB at 5M persons, three and
+    a half times the mentions file), and each range is voted on its own (a group's votes need
+    only its own mentions): the vote's memory is one range's, whatever the size of the country
+    (at 5M persons, 67M mentions voted at once peaked at 9.3 GB).
     """
     group = np.asarray(group)
     part_rows = part_rows or VOTE_PART

@@ -163,8 +163,8 @@ def _birth_days(values: pd.Series | pa.ChunkedArray) -> np.ndarray:
     """Days since 1970 per row, NO_DATE where missing or not a date."""
     if isinstance(values, (pa.ChunkedArray, pa.Array)) and pa.types.is_date32(values.type):
         days = pc.fill_null(values.cast(pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
-        return np.where(valid, days, NO_DATE)
+        days[~pc.is_valid(values).to_numpy(zero_copy_only=False)] = NO_DATE  # in place: one national array
+        return days
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
         values = values.to_pandas(date_as_object=False)
     bd = pd.to_datetime(values, errors="coerce").to_numpy().astype("datetime64[D]")
@@ -232,15 +232,19 @@ def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> 
     (m_pt, m_fp), pt_v = _shared_vocabulary(pt_keys, fp_keys)
 
     def filled(raw: np.ndarray, own: np.ndarray, full: np.ndarray, part: np.ndarray, via_part: np.ndarray) -> np.ndarray:
-        """A name part's code; where the record has none, the same part of its full name."""
+        """A name part's code; where the record has none, the same part of its full name (filled
+        in place, only on those rows: no other national array is made)."""
         code = _through(raw, own)
-        fill = _through(full, _through(part, via_part))
-        return np.where(code >= 0, code, fill)
+        missing = np.flatnonzero(code < 0)
+        code[missing] = _through(full[missing], _through(part, via_part))
+        return code
 
     ln_c = filled(ln_raw, m_ln, full_raw, fl_part, m_fl)
+    del ln_raw
     fn_c = filled(fn_raw, m_fn, full_raw, ff_part, m_ff)
+    del fn_raw
     pt_c = filled(pt_raw, m_pt, full_raw, fp_part, m_fp)
-    del ln_raw, fn_raw, pt_raw, full_raw
+    del pt_raw, full_raw
 
     # identifiers: spaces and dashes dropped, upper case — on the distinct values only
     if "national_id" in columns:

@@ -31,6 +31,17 @@ def resolved(family_map_run):
     return family_map_run
 
 
+@pytest.fixture(scope="module")
+def linked(resolved):
+    """The session's mentions read column by column (registry and group as Parquet's
+    dictionaries) and the linker's cluster of each."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+
+    path = resolved["lake"].table("resolution", "person_mentions")
+    mentions = ParquetColumns(path, encoded=("registry", "group"))
+    return mentions, link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+
+
 def _materialization(result, key):
     return next(e for e in result.get_asset_materialization_events() if e.asset_key == key)
 
@@ -428,10 +439,9 @@ def test_dense_codes_number_distinct_tuples_in_order_of_first_appearance(monkeyp
     assert blocking.dense_codes(columns).tolist() == [0, 1, 0, 2]
 
 
-def test_golden_records_voted_on_clusters_before_the_person_ids_are_the_same(resolved):
+def test_golden_records_voted_on_clusters_before_the_person_ids_are_the_same(linked):
     """The votes taken on the linker's clusters (beside the person ids, as the asset does up to
     GOLDEN_BESIDE_IDS_MENTIONS) and finished with the ids give the table voted on the ids."""
-    from family_pipeline.lib.parquet_columns import ParquetColumns
     from family_pipeline.resolution.golden import (
         cluster_person_ids,
         golden_finish,
@@ -440,9 +450,7 @@ def test_golden_records_voted_on_clusters_before_the_person_ids_are_the_same(res
         person_ids,
     )
 
-    path = resolved["lake"].table("resolution", "person_mentions")
-    mentions = ParquetColumns(path, encoded=("registry", "group"))
-    cluster = link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+    mentions, cluster = linked
     by_cluster = cluster_person_ids(mentions, cluster)
     assert np.array_equal(by_cluster[cluster], person_ids(mentions, cluster))
     assert len(np.unique(by_cluster)) == cluster.max() + 1
@@ -510,11 +518,10 @@ def test_person_ids_follow_the_authority_then_the_larger_cluster():
     assert by_slices.values.tolist() == ids.tolist()
 
 
-def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(resolved):
+def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(linked):
     """Mentions written out by ranges of persons and voted range by range (as a national
     table is) give the golden records of voting them all at once: values, their sources, the
     counts, and IINs disputed between persons of different ranges."""
-    from family_pipeline.lib.parquet_columns import ParquetColumns
     from family_pipeline.catalog import catalog
     from family_pipeline.resolution.golden import (
         cluster_person_ids,
@@ -523,9 +530,8 @@ def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(resol
         golden_votes,
     )
 
-    path = resolved["lake"].table("resolution", "person_mentions")
-    mentions = ParquetColumns(path, encoded=("registry", "group"))
-    cluster = link(mentions, MENTION_COLUMNS, national_id="iin").cluster
+    mentions, cluster = linked
+    path = mentions.path
     n = int(cluster.max()) + 1
     ids = cluster_person_ids(mentions, cluster)
     folding = folding_registries(catalog())
