@@ -75,4 +75,4 @@ class ParquetColumns:
                 held = rest.to_batches() if rest.num_rows else []
                 start, count = start + rows, count - rows
         if count or not start:
-            yield start, pa.Table.from_batches(held, schema=source.schema_arrow.empty_table().select(columns).schema)
+            yield start, pa.Table.from_batches(held, schema=pa.schema([source.schema_arrow.field(c) for c in columns]))

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
+from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.quality.checks import CheckOutcome, write_flags
 from family_pipeline.quality.cross import (
     POPULATION_REGISTER,
@@ -181,15 +181,13 @@ def _read(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def _parts(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    """A registry ``rows`` at a time, each part's rows numbered by their place in the registry."""
-    start = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        frame = pa.Table.from_batches([batch]).to_pandas()
+    """A registry ``rows`` at a time, each part's rows numbered by their place in the registry
+    (an empty registry is one empty part)."""
+    registry = ParquetColumns(path)
+    for start, table in registry.slices(registry.column_names, rows):
+        frame = table.to_pandas()
         frame.index = pd.RangeIndex(start, start + len(frame))
-        start += len(frame)
         yield frame
-    if start == 0:  # an empty registry is checked as one empty part
-        yield _read(path, None)
 
 
 def check_registries(store: Lake, specs: Sequence[RegistrySpec], run_id: str,

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "first_appearances", "group_order",
+__all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "dictionary_codes", "first_appearances",
+           "group_order",
            "pairs_within",
            "release_free_memory", "reusing_freed_memory", "sorted_unique"]
 
@@ -228,6 +231,18 @@ def _first_appearance(keys: np.ndarray) -> np.ndarray:
     out = np.empty(n, np.int64)
     out[order] = rank[group]
     return out
+
+
+def dictionary_codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """(int32 code per row into the distinct values in order of first appearance, -1 missing;
+    the distinct values, left in Arrow), by Arrow's dictionary encoding: no Python object per
+    value, and a chunked column's text is not copied when its chunks share one dictionary."""
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
+        chunks = [pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)]
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
+    return codes.astype(np.int32, copy=False), chunks[-1].dictionary
 
 
 def combine_keys(columns: list[np.ndarray]) -> np.ndarray:

@@ -22,11 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from family_pipeline.lib.pseudonym import pseudonym_ints
-from family_pipeline.resolution.blocking import first_appearances, reusing_freed_memory, sorted_unique
+from family_pipeline.resolution.blocking import (
+    dictionary_codes,
+    first_appearances,
+    reusing_freed_memory,
+    sorted_unique,
+)
 from family_pipeline.resolution.normalize import split_full_name
 
-__all__ = ["AUTHORITY", "FIELDS", "PersonIds", "Votes", "cluster_person_ids", "folding_registries", "golden_finish", "golden_records",
-           "golden_table", "golden_votes", "person_ids"]
+__all__ = ["AUTHORITY", "FIELDS", "PersonIds", "Votes", "cluster_person_ids", "folding_registries", "golden_finish",
+           "golden_records", "golden_table", "golden_votes", "person_ids"]
 
 #: the registry whose values win where it has them
 AUTHORITY = "gbd_fl"
@@ -74,21 +79,10 @@ def _ranked_dictionary(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray,
     if arr is None:
         codes, values = pd.factorize(column, use_na_sentinel=True)
         return np.asarray(codes, np.int64), np.asarray(values, dtype=object), None
-    codes, dictionary = _dictionary_codes(arr)
+    codes, dictionary = dictionary_codes(arr)
     # strings sort by code point (UTF-8 bytes), dates by day: as their text would
     order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
     return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1], order
-
-
-def _dictionary_codes(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """(code per row into the distinct values, -1 missing; the distinct values), by Arrow."""
-    encoded = pc.dictionary_encode(arr)
-    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-    if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
-        encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
-        chunks = [encoded]
-    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int32, copy=False)
-    return codes, chunks[-1].dictionary
 
 
 def _ranked_arrow(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array] | None:
@@ -99,7 +93,7 @@ def _ranked_arrow(column: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, pa.A
     if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
                            or pa.types.is_date32(arr.type)):
         return None
-    codes, dictionary = _dictionary_codes(arr)
+    codes, dictionary = dictionary_codes(arr)
     order = pc.sort_indices(dictionary).to_numpy().astype(np.int64) if len(dictionary) else np.empty(0, np.int64)
     rank = np.empty(len(dictionary), np.int32)
     rank[order] = np.arange(len(dictionary))
@@ -258,7 +252,7 @@ class PersonIds:
                 anchor = anchor.group_by("cluster").aggregate([("key", "min")]).rename_columns(["cluster", "key"])
             claimed = anchor.column("cluster").to_numpy()
             iin = pc.utf8_slice_codeunits(anchor.column("key"), 1)
-            codes = _dictionary_codes(iin)[0]
+            codes = dictionary_codes(iin)[0]
             size = np.bincount(self.cluster, minlength=self.k)
             keep = _first_per_group(codes, -size[claimed], claimed)
             owner[claimed[keep]] = True
@@ -493,30 +487,25 @@ def _joined(parts: list[Votes]) -> Votes:
     set (the same value, one code), the registries named by one list."""
     names = sorted({n for v in parts for n in v.source_names.to_pylist()[:-1]})
     source_names = _as_arrow(np.array(names + [AUTHORITY], dtype=object))
+    # each range's registry positions (its authority last, -1 none) in the joined list
+    sources = [np.array([names.index(n) for n in v.source_names.to_pylist()[:-1]] + [len(names), -1], np.int64)
+               for v in parts]
     chosen = {}
     for f in parts[0].chosen:
-        values = [v.chosen[f][0] for v in parts]
-        present = [x for x in values if not pa.types.is_null(x.type)]
-        won, won_source = [], []
-        if present:
-            encoded = pc.dictionary_encode(pa.chunked_array(present).combine_chunks())
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
-            at = 0
-        for v, x in zip(parts, values):
-            w, s = v.chosen[f][1], v.chosen[f][2]
-            if pa.types.is_null(x.type):
-                won.append(w)
-            else:
-                mapping = np.append(codes[at: at + len(x)], -1)
-                at += len(x)
-                won.append(mapping[w])  # -1 (none) reads the trailing -1
-            local = v.source_names.to_pylist()
-            mapping = np.append(np.array([names.index(n) for n in local[:-1]] + [len(names)], np.int64), -1)
-            won_source.append(mapping[s])
-        chosen[f] = (encoded.dictionary if present else pa.array([], pa.null()),
-                     np.concatenate(won).astype(np.int64), np.concatenate(won_source).astype(np.int64))
+        present = [v.chosen[f][0] for v in parts if not pa.types.is_null(v.chosen[f][0].type)]
+        codes, values = dictionary_codes(pa.chunked_array(present)) if present else (None, pa.array([], pa.null()))
+        won, at = [], 0
+        for v in parts:
+            distinct, w = v.chosen[f][0], v.chosen[f][1]
+            if not pa.types.is_null(distinct.type):
+                w = np.append(codes[at: at + len(distinct)], -1)[w]  # -1 (none) reads the trailing -1
+                at += len(distinct)
+            won.append(w)
+        chosen[f] = (values, np.concatenate(won).astype(np.int64),
+                     np.concatenate([mapping[v.chosen[f][2]] for v, mapping in zip(parts, sources)]))
     return Votes(chosen, source_names, np.concatenate([v.mentions for v in parts]),
                  np.concatenate([v.registries for v in parts]))
+
 
 @reusing_freed_memory()
 def _votes_in_memory(mentions: Mentions, group: np.ndarray, n_groups: int,

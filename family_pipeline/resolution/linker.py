@@ -28,6 +28,7 @@ from family_pipeline.resolution.blocking import (
     BlockingPass,
     candidate_pairs,
     dense_codes,
+    dictionary_codes,
     first_appearances,
     release_free_memory,
     reusing_freed_memory,
@@ -89,7 +90,7 @@ def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     distinct values). Arrow-backed columns are dictionary-encoded by Arrow, much faster than a
     pandas hash table over the same strings; the codes are the same."""
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        codes, dictionary = _arrow_codes(values)
+        codes, dictionary = dictionary_codes(values)
         return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1]
     dtype = values.dtype
     if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
@@ -102,23 +103,11 @@ def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     return np.asarray(codes, np.int64), np.asarray(uniques, dtype=object)
 
 
-def _arrow_codes(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """``_factorize`` of an Arrow column with the distinct values left in Arrow (no Python object
-    per value: a national table has millions of distinct full names)."""
-    encoded = values.dictionary_encode()
-    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-    if not chunks or not all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
-        combined = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        chunks = [combined.dictionary_encode()]
-    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
-    return _narrow(codes), chunks[-1].dictionary
-
-
 def _full_names(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, dict[str, pa.Array]]:
     """(code per row into the distinct full names, -1 missing; the last name, first name and
     patronymic of each distinct full name, split in Arrow)."""
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        codes, dictionary = _arrow_codes(values)
+        codes, dictionary = dictionary_codes(values)
     else:
         codes, uniques = _factorize(values)
         dictionary = pa.array(uniques, from_pandas=True)
