@@ -21,8 +21,10 @@ import pyarrow.parquet as pq
 from family_pipeline.catalog import Catalog
 from family_pipeline.families.dictionary import FeatureDictionary
 from family_pipeline.families.formation import age_years
+from family_pipeline.families.sets import isin
 from family_pipeline.families.sources import Crosswalk, person_rows
 from family_pipeline.lib.lake import Lake
+from family_pipeline.resolution.blocking import dictionary_codes
 
 __all__ = ["BENEFIT_REGISTRIES", "PENSION_REGISTRIES", "family_feature_table", "family_features", "feature_columns"]
 
@@ -127,60 +129,109 @@ def family_feature_table(store: Lake, members: pd.DataFrame, families: pd.DataFr
     return pa.table(columns).replace_schema_metadata(metadata)
 
 
+class _Sources:
+    """What every section reads: registry rows with their family's row, and the members' ages.
+
+    Each section of ``feature_columns`` is a function of its own, so the registry frames it
+    reads are let go when it returns: at national size the frames of every section held to the
+    end were most of the step's memory."""
+
+    def __init__(self, store: Lake, fam: _Families, members: pd.DataFrame, persons: pd.DataFrame,
+                 families: pd.DataFrame, prm, as_of: dt.date):
+        self.store, self.fam, self.prm, self.as_of = store, fam, prm, as_of
+        self.on = pd.Timestamp(as_of)
+        self.crosswalk = Crosswalk.shared(store)
+        self.families = families
+        who = members[["person_id", "family_id", "role"]].merge(
+            persons[["person_id", "sex", "birth_date"]], on="person_id", how="left")
+        self.person_id = who.person_id.to_numpy(np.int64)
+        self.row = fam.rows(self.person_id)
+        self.age = age_years(who.birth_date, as_of)
+        sex = who.sex.astype("object")
+        self.male = sex.eq("M").to_numpy()
+        self.female = sex.eq("F").to_numpy()
+        self.sex = sex.fillna("").to_numpy()
+        self.role = who.role.to_numpy()
+        self.known = self.age >= 0
+        self.adult = self.age >= 18
+        self.is_head = isin(self.person_id, families.head_person_id.to_numpy(np.int64))
+
+    def rows_of(self, registry: str, columns: list[str], group: str = "subject") -> pd.DataFrame:
+        frame = person_rows(self.store, registry, columns, group, crosswalk=self.crosswalk)
+        frame = frame[frame.person_id >= 0]
+        return frame.assign(row=self.fam.rows(frame.person_id))[lambda f: f.row >= 0]
+
+    def ids_in(self, *registries: str, group: str = "subject") -> np.ndarray:
+        return np.concatenate([self.rows_of(r, [], group).person_id.to_numpy(np.int64) for r in registries])
+
+    def among(self, person_ids) -> np.ndarray:
+        """Which members are among ``person_ids``."""
+        return isin(self.person_id, np.asarray(person_ids, dtype=np.int64))
+
+    def age_of(self, person_ids) -> np.ndarray:
+        """The age of each of ``person_ids`` (NaN for a non-member)."""
+        return pd.Series(self.age, index=self.person_id).reindex(np.asarray(person_ids, dtype=np.int64)).to_numpy()
+
+
 def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, persons: pd.DataFrame,
                     dictionary: FeatureDictionary, cat: Catalog, as_of: dt.date) -> dict[str, np.ndarray]:
     """``members``: person_id, family_id, role; ``families``: family_id, family_type, region,
     settlement_type, head_person_id (sorted by family_id); ``persons``: golden person_id, sex,
     birth_date. Returns the dictionary's columns, in order, one row per family."""
-    prm = dictionary.parameters
     families = families.sort_values("family_id", kind="mergesort").reset_index(drop=True)
     fam = _Families(members, families)
+    src = _Sources(store, fam, members, persons, families, dictionary.parameters, as_of)
     F: dict[str, np.ndarray] = {}
-    on = pd.Timestamp(as_of)
-    crosswalk = Crosswalk.shared(store)
+    working_age = _composition(src, F)
+    _residence(src, F)
+    disabled_ids = _disability(src, F)
+    student_ids = _education(src, F)
+    ip_active_rows = _work_and_income(src, F, cat, working_age, student_ids, disabled_ids)
+    del disabled_ids, student_ids
+    _benefits(src, F)
+    _real_estate(src, F)
+    _vehicles_and_land(src, F)
+    _livestock(src, F)
+    _businesses(src, F, ip_active_rows)
+    _credit_and_debt(src, F)
+    _health_and_justice(src, F)
 
-    def rows_of(registry: str, columns: list[str], group: str = "subject") -> pd.DataFrame:
-        frame = person_rows(store, registry, columns, group, crosswalk=crosswalk)
-        frame = frame[frame.person_id >= 0]
-        return frame.assign(row=fam.rows(frame.person_id))[lambda f: f.row >= 0]
+    missing = [n for n in dictionary.names if n not in F]
+    extra = [n for n in F if n not in dictionary.dtypes]
+    if missing or extra:
+        raise ValueError(f"family_features out of step with the dictionary: missing {missing}, undocumented {extra}")
+    return {name: F[name] for name in dictionary.names}
 
-    def ids_in(*registries: str, group: str = "subject") -> np.ndarray:
-        return np.concatenate([rows_of(r, [], group).person_id.to_numpy(np.int64) for r in registries])
 
-    # ---------------------------------------------------------------- members and their ages
-    who = members[["person_id", "family_id", "role"]].merge(
-        persons[["person_id", "sex", "birth_date"]], on="person_id", how="left")
-    row = fam.rows(who.person_id)
-    age = age_years(who.birth_date, as_of)
-    male = who.sex.astype("object").eq("M").to_numpy()
-    pension_age = np.where(male, prm.pension_age_men, prm.pension_age_women)
-    adult = age >= 18
-    known = age >= 0
-    pensioner_ids = set(ids_in("gcvp_pensions").tolist())
-    age_pension = (known & (age >= pension_age)) | who.person_id.isin(pensioner_ids).to_numpy()
-    working_age = adult & ~age_pension
-    is_head = who.person_id.isin(families.head_person_id).to_numpy()
+def _composition(src: _Sources, F: dict) -> np.ndarray:
+    """Members and their ages. Returns which members are of working age."""
+    fam, prm, row, age, known = src.fam, src.prm, src.row, src.age, src.known
+    families = src.families
+    pension_age = np.where(src.male, prm.pension_age_men, prm.pension_age_women)
+    age_pension = (known & (age >= pension_age)) | src.among(src.ids_in("gcvp_pensions"))
+    working_age = src.adult & ~age_pension
+    is_head = src.is_head
 
     F["family_id"] = fam.family_id
     F["region"] = families.region.astype("object").to_numpy()
     F["settlement_type"] = families.settlement_type.astype("object").to_numpy()
     F["family_type"] = families.family_type.astype("object").to_numpy()
     F["members"] = fam.total(row)
-    F["adults"] = fam.total(row[adult])
+    F["adults"] = fam.total(row[src.adult])
     F["children_under_18"] = fam.total(row[known & (age < 18)])
     F["children_under_1"] = fam.total(row[known & (age < 1)])
     F["children_1_6"] = fam.total(row[(age >= 1) & (age <= 6)])
     F["children_school_age"] = fam.total(row[(age >= 6) & (age <= 17)])
-    F["children_18_23"] = fam.total(row[(who.role.to_numpy() == "child") & (age >= 18) & (age <= 23)])
+    F["children_18_23"] = fam.total(row[(src.role == "child") & (age >= 18) & (age <= 23)])
     F["working_age_adults"] = fam.total(row[working_age])
     F["pensioners"] = fam.total(row[age_pension])
-    F["men"] = fam.total(row[male])
-    F["women"] = fam.total(row[who.sex.astype("object").eq("F").to_numpy()])
+    F["men"] = fam.total(row[src.male])
+    F["women"] = fam.total(row[src.female])
     head_age = np.zeros(fam.n, np.int64)
     head_age[row[is_head]] = age[is_head]
     F["head_age"] = head_age
     head_sex = np.full(fam.n, "", dtype=object)
-    head_sex[row[is_head]] = who.sex.astype("object").fillna("").to_numpy()[is_head]
+    head_sex[row[is_head]] = src.sex[is_head]
     F["head_sex"] = head_sex
     F["mean_age"] = np.round(fam.total(row[known], age[known]) / np.maximum(fam.total(row[known]), 1), 2)
     F["youngest_age"] = (-fam.maximum(row[known], -age[known])).astype(np.int64)
@@ -190,55 +241,75 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
                                               F["members"]), 4)
     F["large_family"] = F["children_under_18"] >= prm.large_family_minors
     F["single_parent"] = F["family_type"] == "single_parent"
+    return working_age
 
-    fl = rows_of("gbd_fl", ["citizenship"]).drop_duplicates("person_id")
+
+def _residence(src: _Sources, F: dict) -> None:
+    """Citizenship and registration."""
+    fam = src.fam
+    fl = src.rows_of("gbd_fl", ["citizenship"]).drop_duplicates("person_id")
     F["foreign_members"] = fam.persons(fl.person_id[fl.citizenship.astype("object") == "foreign"])
-    kandas = np.concatenate([fl.person_id[fl.citizenship.astype("object") == "kandas"].to_numpy(np.int64), ids_in("kandas_register")])
+    kandas = np.concatenate([fl.person_id[fl.citizenship.astype("object") == "kandas"].to_numpy(np.int64),
+                             src.ids_in("kandas_register")])
     F["kandas_members"] = fam.persons(kandas)
-    adr = rows_of("address_register", ["registered_since", "registration"])
+    adr = src.rows_of("address_register", ["registered_since", "registration"])
     adr = adr.assign(since=_dates(adr.registered_since)).sort_values(["person_id", "since", "record_id"],
                                                                      ascending=[True, False, False], kind="mergesort")
     adr = adr.drop_duplicates("person_id")
     F["temporary_registration_members"] = fam.persons(adr.person_id[adr.registration.astype("object") != "permanent"])
-    head_adr = adr[adr.person_id.isin(families.head_person_id)]
+    head_adr = adr[adr.person_id.isin(src.families.head_person_id)]
     years = np.zeros(fam.n)
-    years[head_adr.row.to_numpy()] = ((on - head_adr.since).dt.days / 365.25).fillna(0).to_numpy()
+    years[head_adr.row.to_numpy()] = ((src.on - head_adr.since).dt.days / 365.25).fillna(0).to_numpy()
     F["registered_years_head"] = np.round(years, 2)
 
-    # ---------------------------------------------------------------- disability
-    dis = rows_of("cbdi_disability", ["disability_group", "established_date"])
+
+def _disability(src: _Sources, F: dict) -> np.ndarray:
+    """Disability groups and care. Returns the persons with a disability group."""
+    fam = src.fam
+    dis = src.rows_of("cbdi_disability", ["disability_group", "established_date"])
     dis = dis.assign(g=pd.to_numeric(dis.disability_group, errors="coerce"), d=_dates(dis.established_date))
     dis = dis[dis.g > 0].sort_values(["person_id", "d", "record_id"], ascending=[True, False, False],
                                      kind="mergesort").drop_duplicates("person_id")
-    dis_age = pd.Series(age, index=who.person_id.to_numpy()).reindex(dis.person_id).to_numpy()
+    dis_age = src.age_of(dis.person_id)
     F["disabled_members"] = fam.total(dis.row.to_numpy())
     F["disabled_children"] = fam.total(dis.row.to_numpy()[(dis_age >= 0) & (dis_age < 18)])
     F["disabled_adults"] = fam.total(dis.row.to_numpy()[dis_age >= 18])
     for g in (1, 2, 3):
         F[f"disabled_group{g}"] = fam.total(dis.row.to_numpy()[dis.g.to_numpy() == g])
-    F["incapable_members"] = fam.persons(ids_in("incapacity_register"))
-    F["social_services_at_home_members"] = fam.persons(ids_in("social_services_at_home"))
+    F["incapable_members"] = fam.persons(src.ids_in("incapacity_register"))
+    F["social_services_at_home_members"] = fam.persons(src.ids_in("social_services_at_home"))
+    return dis.person_id.to_numpy(np.int64)
 
-    # ---------------------------------------------------------------- education
-    F["preschool_enrolled"] = fam.persons(ids_in("preschool_enrolment"))
-    school = ids_in("nobd_schools")
-    home = ids_in("home_schooling_disabled")
+
+def _education(src: _Sources, F: dict) -> np.ndarray:
+    """Schools, colleges, universities. Returns the persons enrolled in a university or college."""
+    fam, row, age = src.fam, src.row, src.age
+    F["preschool_enrolled"] = fam.persons(src.ids_in("preschool_enrolment"))
+    school = src.ids_in("nobd_schools")
+    home = src.ids_in("home_schooling_disabled")
     F["school_pupils"] = fam.persons(school)
-    in_school = who.person_id.isin(np.concatenate([school, home])).to_numpy()
+    in_school = src.among(np.concatenate([school, home]))
     F["school_age_not_enrolled"] = fam.total(row[(age >= 7) & (age <= 17) & ~in_school])
-    uni = rows_of("higher_education_platform", ["study_form"])
-    col = rows_of("tvet_colleges", ["study_form"])
+    uni = src.rows_of("higher_education_platform", ["study_form"])
+    col = src.rows_of("tvet_colleges", ["study_form"])
     F["students_university"] = fam.persons(uni.person_id)
     F["students_college"] = fam.persons(col.person_id)
     full = pd.concat([uni, col])
     F["students_full_time"] = fam.persons(full.person_id[full.study_form.astype("object").fillna("full_time") == "full_time"])
-    F["students_in_dormitory"] = fam.persons(ids_in("student_dormitories"))
+    F["students_in_dormitory"] = fam.persons(src.ids_in("student_dormitories"))
     F["home_schooled_disabled"] = fam.persons(home)
-    F["school_meals_children"] = fam.persons(ids_in("school_meals"))
-    F["summer_camp_children"] = fam.persons(ids_in("summer_camps"))
-    uni_age = pd.Series(age, index=who.person_id.to_numpy()).reindex(uni.person_id).to_numpy()
+    F["school_meals_children"] = fam.persons(src.ids_in("school_meals"))
+    F["summer_camp_children"] = fam.persons(src.ids_in("summer_camps"))
+    uni_age = src.age_of(uni.person_id)
     F["adults_higher_education"] = fam.persons(uni.person_id[uni_age >= 18])
+    return np.concatenate([uni.person_id.to_numpy(np.int64), col.person_id.to_numpy(np.int64)])
 
+
+def _work_and_income(src: _Sources, F: dict, cat: Catalog, working_age: np.ndarray, student_ids: np.ndarray,
+                     disabled_ids: np.ndarray) -> np.ndarray:
+    """Employment, income and the poverty line. Returns the family rows of active sole proprietors."""
+    fam, prm, row = src.fam, src.prm, src.row
+    rows_of, ids_in = src.rows_of, src.ids_in
     # ---------------------------------------------------------------- employment
     esutd = rows_of("esutd_labour_contracts", ["employer_bin", "wage"])
     enpf = rows_of("enpf_pension_contributions", ["employer_bin", "contribution", "period"])
@@ -247,9 +318,7 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     F["unemployed_adults"] = fam.persons(ids_in("unemployed_register"))
     F["employment_programme_members"] = fam.persons(ids_in("employment_programmes"))
     F["working_pensioners"] = fam.persons(ids_in("pension_age_workers"))
-    student_ids = np.concatenate([uni.person_id.to_numpy(np.int64), col.person_id.to_numpy(np.int64)])
-    idle = working_age & ~who.person_id.isin(working).to_numpy() & ~who.person_id.isin(student_ids).to_numpy() \
-        & ~who.person_id.isin(dis.person_id).to_numpy()
+    idle = working_age & ~src.among(working) & ~src.among(student_ids) & ~src.among(disabled_ids)
     F["not_working_working_age"] = fam.total(row[idle])
     F["civil_servants"] = fam.persons(ids_in("civil_service_register"))
     F["law_enforcement_members"] = fam.persons(ids_in(*LAW_ENFORCEMENT))
@@ -304,7 +373,7 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     earner_ids = np.concatenate([wage.index.to_numpy(np.int64), pensions.person_id.to_numpy(np.int64),
                                  benefits.person_id.to_numpy(np.int64), ip_active.person_id.to_numpy(np.int64)])
     F["earners"] = fam.persons(earner_ids)
-    money = cat.money_on(as_of)
+    money = cat.money_on(src.as_of)
     sm = float(money.subsistence_minimum)
     F["subsistence_minimum"] = np.full(fam.n, sm)
     F["income_pc_to_subsistence"] = np.round(F["income_pc"] / sm, 4)
@@ -313,8 +382,12 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     F["asp_poverty_line"] = np.round(line, 0)
     F["income_below_poverty_line"] = F["income_pc_no_asp"] < line
     F["income_above_4_subsistence"] = F["income_pc"] > prm.income_rich_subsistence_minimums * sm
+    return ip_active.row.to_numpy()
 
-    # ---------------------------------------------------------------- benefits
+
+def _benefits(src: _Sources, F: dict) -> None:
+    """Benefits received in the reference month."""
+    fam, rows_of, ids_in = src.fam, src.rows_of, src.ids_in
     received = np.zeros(fam.n, np.int64)
     for flag, registry in BENEFIT_REGISTRIES.items():
         got = fam.persons(_latest_month(rows_of(registry, ["period"])).person_id) > 0
@@ -325,10 +398,14 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     F["athlete_lifelong_members"] = fam.persons(ids_in("athletes_lifelong_payments"))
     F["students_with_stipend"] = fam.persons(ids_in("student_stipends"))
     surv = rows_of("gcvp_survivor_benefits", [])
-    surv_age = pd.Series(age, index=who.person_id.to_numpy()).reindex(surv.person_id).to_numpy()
+    surv_age = src.age_of(surv.person_id)
     F["survivor_benefit_children"] = fam.persons(surv.person_id[(surv_age >= 0) & (surv_age < 18)])
 
-    # ---------------------------------------------------------------- real estate
+
+def _real_estate(src: _Sources, F: dict) -> None:
+    """Housing and other real estate owned, bought and sold."""
+    fam, prm, rows_of, ids_in = src.fam, src.prm, src.rows_of, src.ids_in
+    on = src.on
     lookback = on - pd.DateOffset(years=prm.housing_lookback_years)
     rn = rows_of("gbd_rn_real_estate", ["cadastral_no", "kind", "area_m2", "acquired_date", "disposed_date", "value"], "owner")
     rn = rn.assign(acq=_dates(rn.acquired_date), dsp=_dates(rn.disposed_date)).drop_duplicates(["row", "cadastral_no"])
@@ -336,7 +413,7 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     home_now = now[now.kind.astype("object").isin(RESIDENTIAL)]
     F["housing_units"] = fam.total(home_now.row.to_numpy())
     F["housing_area_m2"] = np.round(fam.total(home_now.row.to_numpy(), home_now.area_m2.to_numpy()), 1)
-    F["housing_area_pc"] = np.round(F["housing_area_m2"] / members_n, 2)
+    F["housing_area_pc"] = np.round(F["housing_area_m2"] / np.maximum(F["members"], 1), 2)
     F["commercial_units"] = fam.total(now.row.to_numpy()[now.kind.astype("object").to_numpy() == "commercial"])
     F["real_estate_value"] = np.round(fam.total(now.row.to_numpy(), now.value.to_numpy()), 0)
     sold = rn[rn.dsp.notna() & (rn.dsp >= lookback) & (rn.dsp <= on) & rn.kind.astype("object").isin(RESIDENTIAL)]
@@ -351,7 +428,10 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     F["no_housing"] = F["housing_units"] == 0
     F["housing_queue_members"] = fam.persons(ids_in(*HOUSING_QUEUES))
 
-    # ---------------------------------------------------------------- vehicles and land
+
+def _vehicles_and_land(src: _Sources, F: dict) -> None:
+    """Vehicles, driving licences, land and farms."""
+    fam, rows_of, ids_in = src.fam, src.rows_of, src.ids_in
     veh = rows_of("vehicle_register", ["vin", "model_year", "value"], "owner").drop_duplicates(["row", "vin"])
     F["vehicles"] = fam.total(veh.row.to_numpy())
     F["vehicle_value"] = np.round(fam.total(veh.row.to_numpy(), veh.value.to_numpy()), 0)
@@ -368,29 +448,49 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     farms = rows_of("farm_register", ["area_ha"], "owner").drop_duplicates(["row", "area_ha"])
     F["farms"] = fam.total(farms.row.to_numpy())
 
-    # ---------------------------------------------------------------- livestock (linked animals)
-    animals_path = store.table("resolution", "animal_records")
+
+def _livestock(src: _Sources, F: dict) -> None:
+    """Linked animals per species, and livestock subsidies.
+
+    The animal records stay in Arrow and integer codes (9M records at 5M persons: as pandas
+    text they were the section's 1.5 GB)."""
+    fam, prm, rows_of = src.fam, src.prm, src.rows_of
+    animals_path = src.store.table("resolution", "animal_records")
     heads = {s: np.zeros(fam.n, np.int64) for s in prm.livestock_units}
     if animals_path.exists():
-        animals = pq.read_table(animals_path, columns=["registry", "record_id", "species", "animal_key"]).to_pandas()
+        animals = pq.read_table(animals_path, columns=["registry", "record_id", "species", "animal_key"])
         # each animal record's owner through the crosswalk (records without one are left out)
+        registry, registries = dictionary_codes(animals.column("registry"))
         owner = np.full(len(animals), -1, dtype=np.int64)
-        registry = animals.registry.to_numpy(dtype=object)
-        for r in pd.unique(registry):
-            at = np.flatnonzero(registry == r)
-            owner[at] = crosswalk.person_ids(r, "owner", pa.array(animals.record_id.to_numpy(dtype=object)[at],
-                                                                  type=pa.large_string()))
-        animals = animals.assign(person_id=owner)[owner >= 0]
-        animals = animals.assign(row=fam.rows(animals.person_id.to_numpy()))
-        animals = animals[animals.row >= 0]
+        record_id = animals.column("record_id")
+        for k, r in enumerate(registries.to_pylist()):
+            at = np.flatnonzero(registry == k)
+            owner[at] = src.crosswalk.person_ids(r, "owner", record_id.take(pa.array(at)).cast(pa.large_string()))
+        del registry, record_id
+        row = np.full(len(animals), -1, dtype=np.int64)
+        row[owner >= 0] = fam.rows(owner[owner >= 0])
+        keep = np.flatnonzero(row >= 0)
+        del owner
+        row = row[keep]
+        key = dictionary_codes(animals.column("animal_key").take(pa.array(keep)))[0]
+        species, names = dictionary_codes(animals.column("species").take(pa.array(keep)))
+        del animals, keep
         # an animal's species: the one most of its records give (ties: alphabetical)
-        votes = animals.groupby(["animal_key", "species"], sort=False).size().rename("n").reset_index()
-        votes = votes.sort_values(["animal_key", "n", "species"], ascending=[True, False, True], kind="mergesort")
-        species = votes.drop_duplicates("animal_key").set_index("animal_key").species
-        owned = animals[["row", "animal_key"]].drop_duplicates()
-        owned_species = species.reindex(owned.animal_key).astype("object").to_numpy()
-        for s in heads:
-            heads[s] = fam.total(owned.row.to_numpy()[owned_species == s])
+        names = names.to_pylist()
+        alphabetical = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"), kind="stable")
+        rank = np.where(species >= 0, alphabetical[np.maximum(species, 0)] if names else -1, -1)
+        records = pd.DataFrame({"key": key, "rank": rank})
+        votes = records[(key >= 0) & (rank >= 0)].groupby(["key", "rank"], sort=False).size().rename("n").reset_index()
+        votes = votes.sort_values(["key", "n", "rank"], ascending=[True, False, True], kind="mergesort")
+        votes = votes.drop_duplicates("key")
+        voted = np.full(int(key.max()) + 1 if len(key) else 0, -1, dtype=np.int64)
+        voted[votes.key.to_numpy()] = votes["rank"].to_numpy()
+        owned = pd.DataFrame({"row": row, "key": key})[key >= 0].drop_duplicates()
+        owned_rank = voted[owned.key.to_numpy()]
+        by_rank = dict(zip(alphabetical.tolist(), names))
+        for r, s in by_rank.items():
+            if s in heads:
+                heads[s] = fam.total(owned.row.to_numpy()[owned_rank == r])
     F["livestock_heads"] = sum(heads.values())
     F["livestock_cattle"], F["livestock_sheep"], F["livestock_goats"] = heads["cattle"], heads["sheep"], heads["goat"]
     F["livestock_horses"], F["livestock_camels"] = heads["horse"], heads["camel"]
@@ -398,13 +498,19 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     sub = rows_of("livestock_subsidies", ["tag", "subsidy"], "owner").drop_duplicates(["row", "tag"])
     F["livestock_subsidy"] = np.round(fam.total(sub.row.to_numpy(), sub.subsidy.to_numpy()), 0)
 
-    # ---------------------------------------------------------------- businesses
+
+def _businesses(src: _Sources, F: dict, ip_active_rows: np.ndarray) -> None:
+    """Active legal entities and sole proprietors."""
+    fam, rows_of = src.fam, src.rows_of
     llp = rows_of("gbd_ul_legal_entities", ["bin", "status"], "owner").drop_duplicates(["row", "bin"])
     F["legal_entities_active"] = fam.total(llp.row.to_numpy()[llp.status.astype("object").to_numpy() == "active"])
-    F["sole_proprietors_active"] = fam.total(ip_active.row.to_numpy())
+    F["sole_proprietors_active"] = fam.total(ip_active_rows)
     F["businesses_active"] = F["legal_entities_active"] + F["sole_proprietors_active"]
 
-    # ---------------------------------------------------------------- credit and debt
+
+def _credit_and_debt(src: _Sources, F: dict) -> None:
+    """Loans, overdue debt, enforcement, deposits."""
+    fam, rows_of = src.fam, src.rows_of
     pkb = rows_of("pkb_credit_bureau", ["lender_bin", "amount", "balance", "overdue_days", "issued_date"], "borrower")
     pkb = pkb.drop_duplicates(["person_id", "lender_bin", "amount", "issued_date"])
     overdue = pkb.overdue_days.fillna(0).to_numpy() > 0
@@ -429,7 +535,10 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     dep = rows_of("bank_deposits", ["balance"]).drop_duplicates(["person_id", "balance"])
     F["bank_deposits"] = np.round(fam.total(dep.row.to_numpy(), dep.balance.to_numpy()), 0)
 
-    # ---------------------------------------------------------------- health and justice
+
+def _health_and_justice(src: _Sources, F: dict) -> None:
+    """Health registers, insurance, offences, military service."""
+    fam, rows_of, ids_in = src.fam, src.rows_of, src.ids_in
     crim = rows_of("criminal_records", ["expunged"])
     F["criminal_record_members"] = fam.persons(crim.person_id[~crim.expunged.astype("boolean").fillna(False).to_numpy(bool)])
     F["psychiatric_members"] = fam.persons(ids_in("psychiatric_register"))
@@ -438,17 +547,12 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     fsms = rows_of("fsms_health_insurance", ["insured"])
     insured = set(fsms.person_id[fsms.insured.astype("boolean").fillna(False).to_numpy(bool)].tolist())
     F["health_uninsured_members"] = fam.persons(fsms.person_id[~fsms.person_id.isin(insured)])
-    attached = who.person_id.isin(ids_in("rpn_attached_population")).to_numpy()
+    row, age = src.row, src.age
+    attached = src.among(ids_in("rpn_attached_population"))
     F["clinic_unattached_members"] = fam.total(row[~attached])
     F["pregnant_members"] = fam.persons(ids_in("pregnancy_register", group="mother"))
-    vaccinated = who.person_id.isin(ids_in("child_vaccinations")).to_numpy()
-    F["unvaccinated_children_under_7"] = fam.total(row[known & (age < 7) & ~vaccinated])
+    vaccinated = src.among(ids_in("child_vaccinations"))
+    F["unvaccinated_children_under_7"] = fam.total(row[src.known & (age < 7) & ~vaccinated])
     F["administrative_offences"] = fam.total(rows_of("administrative_offences", []).row.to_numpy())
     F["border_crossings"] = fam.total(rows_of("border_crossings", []).row.to_numpy())
     F["military_conscripts"] = fam.persons(ids_in("military_register"))
-
-    missing = [n for n in dictionary.names if n not in F]
-    extra = [n for n in F if n not in dictionary.dtypes]
-    if missing or extra:
-        raise ValueError(f"family_features out of step with the dictionary: missing {missing}, undocumented {extra}")
-    return F

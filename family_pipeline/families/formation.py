@@ -70,6 +70,11 @@ __all__ = [
 RULES = ("marriage", "cohabitation_shared_child", "cohabitation_address", "child_under_18", "child_student_18_23",
          "child_disabled_dependent", "guardianship", "child_address", "single_parent", "one_person")
 NONE = np.int64(-1)
+ROLES = ("head", "spouse", "child", "single")
+#: int8 codes of the rules and roles, held per person until the members' table is made
+RULE = {r: np.int8(i) for i, r in enumerate(RULES)}
+ROLE = {r: np.int8(i) for i, r in enumerate(ROLES)}
+NO_RULE = np.int8(-1)
 #: a flat number in an address ("кв. 12", "кв.12", "apt 12")
 FLAT_PATTERN = r"(^| )(кв|apt) ?\d"  # on normalised text (see has_flat_number)
 
@@ -108,7 +113,9 @@ def _arrow_text(values) -> pa.Array:
     """Text values (a pandas Series or array, numpy objects) as one Arrow string array."""
     if isinstance(values, pd.Series):
         values = values.array
-    if hasattr(values, "__arrow_array__"):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values
+    elif hasattr(values, "__arrow_array__"):
         arr = pa.array(values)
     else:
         arr = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
@@ -168,9 +175,10 @@ def surname_stem(last_name) -> np.ndarray:
 def _sorted_codes(text: pa.Array) -> np.ndarray:
     """Codes of text values in the values' sort order (as ``pd.factorize(sort=True)``)."""
     encoded = pc.dictionary_encode(text)
-    values = encoded.dictionary.to_pylist()
-    rank = np.empty(len(values), dtype=np.int64)
-    rank[sorted(range(len(values)), key=values.__getitem__)] = np.arange(len(values), dtype=np.int64)
+    # Arrow sorts UTF-8 bytewise, which is code point order (Python's), with no object per value
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
     return rank[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
 
 
@@ -229,14 +237,16 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     adr = inputs.addresses.sort_values(["person_id", "registered_since", "record_id"], ascending=[True, False, False],
                                        kind="mergesort", na_position="last").drop_duplicates("person_id")
     adr = adr.set_index("person_id").reindex(pid)
-    region = res.region.astype("object").where(res.region.notna(), adr.region.to_numpy()).to_numpy()
-    address = adr.address.astype("object").where(adr.address.notna(), res.address.to_numpy()).to_numpy()
-    text = _normal_text(address)
+    region = pc.coalesce(_arrow_text(res.region), _arrow_text(adr.region))
+    text = _normal_text(pc.coalesce(_arrow_text(adr.address), _arrow_text(res.address)))
+    del adr
     key = _keys(region, text)
     no_key = pc.equal(key, "").to_numpy(zero_copy_only=False)
     addr_code = _sorted_codes(key)
     addr_code[no_key] = -1
-    del key
+    # a village family's head lives in a house: an address with no flat number (used at the end)
+    house = ~_flat(text) & ~no_key
+    del key, text
     # surnames as codes: equal codes are equal stems; an empty stem matches nobody
     stem_text = _stem(res.last_name)
     stem = _sorted_codes(stem_text)
@@ -265,11 +275,11 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     married = _one_per_person(m.assign(date=m.date.fillna(pd.Timestamp.min)), ["date"], [False])
 
     partner = np.full(n, NONE)
-    union_rule = np.full(n, "", dtype=object)
+    union_rule = np.full(n, NO_RULE, dtype=np.int8)  # codes into RULES: no text per person
     partner[married.a.to_numpy()] = married.b.to_numpy()
     partner[married.b.to_numpy()] = married.a.to_numpy()
-    union_rule[married.a.to_numpy()] = "marriage"
-    union_rule[married.b.to_numpy()] = "marriage"
+    union_rule[married.a.to_numpy()] = RULE["marriage"]
+    union_rule[married.b.to_numpy()] = RULE["marriage"]
     ever_divorced = pd.MultiIndex.from_arrays([ix(last_div.husband_id), ix(last_div.wife_id)])
 
     # ---------------------------------------------------------------- 2. cohabitation with a common child
@@ -291,8 +301,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     cohab = _one_per_person(cp, ["children"], [False])
     partner[cohab.a.to_numpy()] = cohab.b.to_numpy()
     partner[cohab.b.to_numpy()] = cohab.a.to_numpy()
-    union_rule[cohab.a.to_numpy()] = "cohabitation_shared_child"
-    union_rule[cohab.b.to_numpy()] = "cohabitation_shared_child"
+    union_rule[cohab.a.to_numpy()] = RULE["cohabitation_shared_child"]
+    union_rule[cohab.b.to_numpy()] = RULE["cohabitation_shared_child"]
 
     # ---------------------------------------------------------------- 4a. who is a dependent child
     grd = inputs.guardianship
@@ -315,8 +325,9 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     young_student = (age >= rules.adult_age) & (age <= rules.student_max_age) & student
     disabled_dep = disabled & at_parent_address & ~minor & ~young_student
     dependent = has_parent & (partner < 0) & (minor | young_student | disabled_dep)
-    child_rule = np.where(minor, "child_under_18", np.where(young_student, "child_student_18_23", "child_disabled_dependent"))
-    child_rule = np.where(guardian >= 0, "guardianship", child_rule)
+    child_rule = np.where(minor, RULE["child_under_18"],
+                          np.where(young_student, RULE["child_student_18_23"], RULE["child_disabled_dependent"]))
+    child_rule = np.where(guardian >= 0, RULE["guardianship"], child_rule).astype(np.int8)
 
     # ---------------------------------------------------------------- 3. cohabitation at one address (no child)
     free_adult = (partner < 0) & ~dependent & (age >= rules.adult_age) & (addr_code >= 0) & (male | female)
@@ -337,8 +348,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
         pairs = _one_per_person(cand[["a", "b", "named", "gap"]], ["named", "gap"], [False, True])
         man, woman = pairs.a.to_numpy(), pairs.b.to_numpy()
         partner[man], partner[woman] = woman, man
-        union_rule[man] = "cohabitation_address"
-        union_rule[woman] = "cohabitation_address"
+        union_rule[man] = RULE["cohabitation_address"]
+        union_rule[woman] = RULE["cohabitation_address"]
 
     # ---------------------------------------------------------------- 4b. place every dependent child
     # anchor: the person whose family one belongs to (self for a head or a single person)
@@ -397,17 +408,19 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     has_child = np.zeros(n, bool)
     child_member = (dependent | by_address) & ~cyclic & (placed != np.arange(n))
     has_child[placed[child_member]] = True
-    role = np.where(is_head, np.where(size == 1, "single", "head"), np.where(in_union & (placed == anchor), "spouse", "child"))
-    rule = np.where(in_union & (placed == anchor), union_rule, "")
-    rule = np.where(child_member, np.where(by_address, "child_address", child_rule), rule)
+    role = np.where(is_head, np.where(size == 1, ROLE["single"], ROLE["head"]),
+                    np.where(in_union & (placed == anchor), ROLE["spouse"], ROLE["child"])).astype(np.int8)
+    rule = np.where(in_union & (placed == anchor), union_rule, NO_RULE)
+    rule = np.where(child_member, np.where(by_address, RULE["child_address"], child_rule), rule)
     lone_head = is_head & ~in_union
-    rule = np.where(lone_head & has_child, "single_parent", rule)
-    rule = np.where(lone_head & ~has_child & (size == 1), "one_person", rule)
-    rule = np.where(rule == "", "one_person", rule)  # left alone by a broken chain
+    rule = np.where(lone_head & has_child, RULE["single_parent"], rule)
+    rule = np.where(lone_head & ~has_child & (size == 1), RULE["one_person"], rule)
+    rule = np.where(rule == NO_RULE, RULE["one_person"], rule).astype(np.int8)  # left alone by a broken chain
 
     head_pid = pid[placed]
     fid = family_ids(head_pid)
-    members = pd.DataFrame({"person_id": pid, "family_id": fid, "role": role.astype(object), "rule": rule.astype(object)})
+    members = pd.DataFrame({"person_id": pid, "family_id": fid, "role": np.array(ROLES, dtype=object)[role],
+                            "rule": np.array(RULES, dtype=object)[rule]})
     members = members.sort_values(["family_id", "person_id"], kind="mergesort").reset_index(drop=True)
 
     heads = np.flatnonzero(is_head)
@@ -421,14 +434,13 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     rb = ix(inputs.rural.person_id)
     in_book[rb[rb >= 0]] = True
     village = np.bincount(placed[in_book], minlength=n) > 0
-    no_flat = ~_flat(text)
-    village |= no_flat & ~no_key
+    village |= house
     families = pd.DataFrame({
         "family_id": fid[heads],
         "head_person_id": pid[heads],
         "members": size[heads].astype(np.int64),
         "family_type": ftype.astype(object),
-        "region": region[heads],
+        "region": np.asarray(region.take(pa.array(heads)).to_numpy(zero_copy_only=False), dtype=object),
         "settlement_type": np.where(village[heads], "village", "city").astype(object),
     }).sort_values("family_id", kind="mergesort").reset_index(drop=True)
 
@@ -437,8 +449,8 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
         "golden_alive_not_resident": int((golden.alive.astype(bool) & ~golden.resident.astype(bool)).sum()),
         "families": int(len(families)),
         "unions": {"marriage": int(len(married)), "cohabitation_shared_child": int(len(cohab)),
-                   "cohabitation_address": int((union_rule == "cohabitation_address").sum() // 2)},
-        "members_by_rule": {r: int((rule == r).sum()) for r in RULES},
+                   "cohabitation_address": int((union_rule == RULE["cohabitation_address"]).sum() // 2)},
+        "members_by_rule": {r: int((rule == RULE[r]).sum()) for r in RULES},
         "minors_alone": int((minor & (size == 1)).sum()),
         "as_of": on.isoformat(),
     }

@@ -74,6 +74,30 @@ def test_features_columns_are_exactly_the_dictionary(families_run):
     assert meta["dictionary"].value.endswith("family_features.yaml")
 
 
+def test_livestock_counts_each_animal_once_per_family_under_its_voted_species(families_run):
+    """A family's animals by species: an animal owned by one of its members, counted once however
+    many registries record it, under the species most of its records give (ties alphabetical).
+    Recomputed here with pandas joins, independently of the feature code."""
+    lake = families_run["lake"]
+    animals = lake.read("resolution", "animal_records", columns=["registry", "record_id", "species", "animal_key"]).to_pandas()
+    xref = lake.read("resolution", "person_xref", columns=["registry", "record_id", "group", "person_id"]).to_pandas()
+    owners = xref[xref.group == "owner"].drop_duplicates(["registry", "record_id"])[["registry", "record_id", "person_id"]]
+    members = lake.read("families", "family_members", columns=["person_id", "family_id"]).to_pandas()
+    owned = animals.merge(owners, on=["registry", "record_id"]).merge(members, on="person_id")
+    votes = owned.groupby(["animal_key", "species"]).size().rename("n").reset_index()
+    votes = votes.sort_values(["animal_key", "n", "species"], ascending=[True, False, True]).drop_duplicates("animal_key")
+    heads = owned[["family_id", "animal_key"]].drop_duplicates().merge(votes[["animal_key", "species"]], on="animal_key")
+    expected = heads.groupby(["family_id", "species"]).size().unstack(fill_value=0)
+    features = lake.read("families", "family_features").to_pandas().set_index("family_id")
+    columns = {"cattle": "livestock_cattle", "sheep": "livestock_sheep", "goat": "livestock_goats",
+               "horse": "livestock_horses", "camel": "livestock_camels"}
+    assert set(expected.columns) <= set(columns) and expected.to_numpy().sum() > 100
+    for species, column in columns.items():
+        want = expected[species].reindex(features.index, fill_value=0) if species in expected else 0
+        assert (features[column] == want).all(), species
+    assert (features.livestock_heads == features[list(columns.values())].sum(axis=1)).all()
+
+
 def test_feature_income_follows_the_truth(families_run, small_country):
     """Per-capita income of each family against the truth, where the family was recovered."""
     from family_pipeline.evaluation.families import golden_to_truth
