@@ -285,7 +285,7 @@ def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
              ANOMALIES: store.write(GROUP, "livestock_anomalies", anomalies),
              ANOMALY_SUMMARY: store.write(GROUP, "livestock_anomaly_summary", summary)}
     kinds = pd.Series(anomalies.column("kind").to_pylist()).value_counts().to_dict() if anomalies.num_rows else {}
-    meta = {"dagster/row_count": linked.num_rows, "animals": len(set(linked.column("animal_key").to_pylist())),
+    meta = {"dagster/row_count": linked.num_rows, "animals": pc.count_distinct(linked.column("animal_key"), mode="all").as_py(),
             "table": dg.MetadataValue.path(str(paths[ANIMALS]))}
     if store.truth("animal_records").exists() and truth_in_run():
         from family_pipeline.evaluation.livestock import livestock_section
