@@ -42,7 +42,7 @@ def step_tags(level: int, *, whole_country: bool = False) -> dict[str, str]:
 
 
 #: op tag of the steps that hold tables of the whole country in memory at once (person
-#: resolution, the cross-registry checks, families and their features, the housing audit and the
+#: resolution, the livestock, the cross-registry checks, families and their features, the housing audit and the
 #: benefit assignments): about 3 GB per million persons each. Run with several processes, at most
 #: ``whole_country_steps`` of them run at once (the executor's tag concurrency limit), so two of
 #: them never share a machine too small for both while the small steps still run beside them

@@ -132,7 +132,7 @@ def test_the_memory_heavy_steps_are_the_ones_tagged_whole_country():
 
     job = build().resolve_job_def("family_map")
     tagged = {node.name for node in job.graph.node_defs if node.tags.get(MEMORY_TAG) == WHOLE_COUNTRY}
-    assert tagged == {"resolve_persons", "cross_registry_checks", "family_tables",
+    assert tagged == {"resolve_persons", "resolve_animals", "cross_registry_checks", "family_tables",
                       "families__family_features", "housing_queue_audit", "benefit_assignments"}
     limits = multiprocess_config(2, 1)["execution"]["config"]["multiprocess"]["tag_concurrency_limits"]
     assert limits == [{"key": MEMORY_TAG, "value": WHOLE_COUNTRY, "limit": 1}]

@@ -268,6 +268,10 @@ LIVESTOCK_OWNER = catalog().registry("isj_livestock").owner_email
         dg.AssetSpec(ANOMALY_SUMMARY, group_name=GROUP, kinds={"parquet"}, owners=[OWNER, LIVESTOCK_OWNER],
                      deps=[ANOMALIES], description="Virtual and phantom animals counted per region and settlement."),
     ],
+    # every animal record and the population register at once (5.8 GB at 5M persons): beside the
+    # persons' linkage the two made the 5M run's peak (11.7-12.1 GB), so where memory allows one
+    # whole-country step at a time they take turns
+    op_tags=step_tags(0, whole_country=True),
 )
 def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
     from family_pipeline.resolution.livestock import (
