@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from family_pipeline.families.sets import isin, unique
 from family_pipeline.lib.lake import Lake
+from family_pipeline.lib.parquet_columns import ParquetRuns
 
 __all__ = [
     "FORMATION_REGISTRIES",
@@ -78,6 +79,8 @@ class Crosswalk:
 
     def __init__(self, table: pa.Table | None = None, path=None):
         self._path = path
+        #: a national crosswalk: where each registry's references lie in the file
+        self._runs = ParquetRuns(path, "registry") if path is not None else None
         self._ranges: dict[tuple[str, str], tuple[int, int]] = {}
         self._table = None
         self._last: tuple | None = None
@@ -139,8 +142,8 @@ class Crosswalk:
             start, end = self._ranges.get((registry, group), (0, 0))
             return self._table.slice(start, end - start)
         if self._last is None or self._last[0] != (registry, group):  # national: one slice held at a time
-            part = pq.read_table(self._path, columns=["record_id", "person_id"],
-                                 filters=[("registry", "=", registry), ("group", "=", group)])
+            part = self._runs.read(registry, ["record_id", "person_id", "group"])
+            part = part.filter(pc.fill_null(pc.equal(part.column("group"), group), False)).select(["record_id", "person_id"])
             self._last = ((registry, group), pa.table({
                 "record_id": part.column("record_id").cast(pa.large_string()).combine_chunks(),
                 "person_id": part.column("person_id").combine_chunks()}))
@@ -159,8 +162,8 @@ class Crosswalk:
     def persons_of(self, registries) -> np.ndarray:
         """Sorted distinct persons any reference of ``registries`` names (every group)."""
         if self._table is None:
-            part = pq.read_table(self._path, columns=["person_id"], filters=[("registry", "in", list(registries))])
-            return unique(part.column("person_id").to_numpy())
+            ids = [self._runs.read(r, ["person_id"]).column("person_id").to_numpy() for r in dict.fromkeys(registries)]
+            return unique(np.concatenate(ids)) if ids else np.empty(0, np.int64)
         chunks = [self._table.column("person_id").slice(start, end - start)
                   for (registry, _), (start, end) in self._ranges.items() if registry in set(registries)]
         if not chunks:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["ParquetColumns"]
+__all__ = ["ParquetColumns", "ParquetRuns"]
 
 
 class ParquetColumns:
@@ -76,3 +77,64 @@ class ParquetColumns:
                 start, count = start + rows, count - rows
         if count or not start:
             yield start, pa.Table.from_batches(held, schema=pa.schema([source.schema_arrow.field(c) for c in columns]))
+
+
+class ParquetRuns:
+    """A Parquet file whose rows come in runs of one value of ``column`` (a crosswalk written
+    registry after registry): where each value's run lies, found once, and a run read from the
+    row groups that hold it only.
+
+    A filter on the column cannot do as well: a row group spanning two registries has statistics
+    from the smaller to the larger name, so it is read for every registry named between them. At
+    5M persons (67M references in 65 row groups, the registries not in name order) a registry's
+    filtered read touched 14-19 row groups: 2.6 s for 124k references. A value found in several
+    runs is read through the filter (the same rows, in file order)."""
+
+    def __init__(self, path: Path | str, column: str) -> None:
+        self.path = Path(path)
+        self.column = column
+        meta = pq.ParquetFile(self.path).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        #: first row of each row group, and the file's row count last
+        self.group_starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.runs: dict = {}
+        self.scattered: set = set()
+        source = pq.ParquetFile(self.path, read_dictionary=[column])
+        at, current, start = 0, None, 0
+        for i in range(meta.num_row_groups):  # one row group's codes at a time
+            chunk = source.read_row_group(i, columns=[column]).column(0).combine_chunks()
+            values = chunk.dictionary.to_pylist()
+            codes = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            if not len(codes):
+                continue
+            changes = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+            for pos in np.r_[0, changes].astype(np.int64).tolist():
+                value = values[codes[pos]] if codes[pos] >= 0 else None
+                if at + pos == 0 or value != current:
+                    self._close(current, start, at + pos)
+                    current, start = value, at + pos
+            at += len(codes)
+        self._close(current, start, at)
+
+    def _close(self, value, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        if value in self.runs or value in self.scattered:
+            self.runs.pop(value, None)
+            self.scattered.add(value)
+        else:
+            self.runs[value] = (start, stop)
+
+    def read(self, value, columns: list[str], read_dictionary: tuple[str, ...] = ()) -> pa.Table:
+        """The rows whose ``column`` is ``value``, in file order (an empty table when none)."""
+        source = pq.ParquetFile(self.path, read_dictionary=list(read_dictionary))
+        if value in self.scattered:
+            return pq.read_table(self.path, columns=columns, filters=[(self.column, "=", value)],
+                                 read_dictionary=list(read_dictionary))
+        start, stop = self.runs.get(value, (0, 0))
+        if stop <= start:
+            return source.schema_arrow.empty_table().select(columns)
+        first = int(np.searchsorted(self.group_starts, start, side="right")) - 1
+        last = int(np.searchsorted(self.group_starts, stop, side="left")) - 1
+        table = source.read_row_groups(list(range(first, last + 1)), columns=columns)
+        return table.slice(start - int(self.group_starts[first]), stop - start)

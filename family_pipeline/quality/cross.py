@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from family_pipeline.catalog import RegistrySpec
 from family_pipeline.lib.alphabet import FOLD_TABLE
 from family_pipeline.lib.identifiers import valid_iin_mask
+from family_pipeline.lib.parquet_columns import ParquetRuns
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
 from family_pipeline.resolution.normalize import name_codes
 
@@ -172,6 +172,7 @@ class Reference:
                                              valid_iin_mask(outside["iin"].to_numpy(dtype=object)), birth)
         #: a crosswalk too large to hold is read registry by registry from its file (a path)
         self._xref_path = xref if isinstance(xref, str) else None
+        self._xref_runs = None  # where each registry's references lie in that file, found on first use
         self._xref = self._split(xref) if isinstance(xref, pa.Table) else {}
         #: person -> the region their records agree on (see :func:`region_votes`); the golden
         #: record's until votes are counted
@@ -217,9 +218,9 @@ class Reference:
     def xref_of(self, code: str) -> pd.DataFrame:
         if self._xref_path is not None:
             # the crosswalk is written registry after registry: row-group statistics skip the rest
-            table = pq.read_table(self._xref_path, columns=["record_id", "group", "person_id"],
-                                  filters=[("registry", "=", code)], read_dictionary=["group"])
-            return table.to_pandas()
+            if self._xref_runs is None:
+                self._xref_runs = ParquetRuns(self._xref_path, "registry")
+            return self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)).to_pandas()
         table = self._xref.get(code)
         if table is None:
             return pd.DataFrame({"record_id": pd.Series([], dtype=object), "group": pd.Series([], dtype=object),
