@@ -66,9 +66,9 @@ class Crosswalk:
     (registry, group) follow each other in the file (else they are brought together by a stable
     sort on integer codes), so every slice is a zero-copy range instead of a scan of the file,
     and a registry's rows find their person with one hash lookup (``person_ids``). A larger
-    crosswalk (a national one holds some 270M references) is read slice by slice with a filter
-    on the registry: the file is written registry after registry, so row-group statistics let
-    the reader skip everything else.
+    crosswalk (a national one holds some 270M references) is read slice by slice: the file is
+    written registry after registry, and each registry is read from the row groups that hold it
+    (``ParquetRuns``).
 
     ``shared`` keeps the crosswalk of one lake per process (reloaded when the file changes), so
     the assets of a run read the file once instead of once per registry.

@@ -217,7 +217,7 @@ class Reference:
 
     def xref_of(self, code: str) -> pd.DataFrame:
         if self._xref_path is not None:
-            # the crosswalk is written registry after registry: row-group statistics skip the rest
+            # the crosswalk is written registry after registry: read from the row groups holding it
             if self._xref_runs is None:
                 self._xref_runs = ParquetRuns(self._xref_path, "registry")
             return self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)).to_pandas()
