@@ -470,9 +470,25 @@ def golden_votes(mentions: Mentions, group: np.ndarray, n_groups: int,
             with pa.ipc.open_file(path) as reader:
                 rows = reader.read_all()
             local = rows.column("_group").to_numpy() - lo
-            votes.append(_votes_in_memory(rows, local, hi - lo, folding_registries))
+            votes.append(_winners_only(_votes_in_memory(rows, local, hi - lo, folding_registries)))
             del rows, local
     return _joined(votes)
+
+
+def _winners_only(votes: Votes) -> Votes:
+    """A range's votes keeping only the values some group won, as int32 codes: what each range
+    holds until the ranges are joined. A range's distinct values are mostly values no group won
+    (every misspelling, every address a person left): at 5M persons the ranges held them all, and
+    the vote's peak rose by a range's worth with every range voted."""
+    chosen = {}
+    for f, (values, won, won_source) in votes.chosen.items():
+        if not pa.types.is_null(values.type):
+            kept = np.flatnonzero(np.bincount(won[won >= 0], minlength=len(values)))  # ascending
+            recode = np.full(len(values) + 1, -1, np.int32)  # the last slot reads -1 (none)
+            recode[kept] = np.arange(len(kept), dtype=np.int32)
+            values, won = values.take(pa.array(kept)), recode[won]
+        chosen[f] = (values, won.astype(np.int32, copy=False), won_source.astype(np.int32, copy=False))
+    return Votes(chosen, votes.source_names, votes.mentions, votes.registries)
 
 
 def _texts(column: pa.ChunkedArray) -> pa.ChunkedArray:
