@@ -127,10 +127,10 @@ class ParquetRuns:
 
     def read(self, value, columns: list[str], read_dictionary: tuple[str, ...] = ()) -> pa.Table:
         """The rows whose ``column`` is ``value``, in file order (an empty table when none)."""
-        source = pq.ParquetFile(self.path, read_dictionary=list(read_dictionary))
         if value in self.scattered:
             return pq.read_table(self.path, columns=columns, filters=[(self.column, "=", value)],
                                  read_dictionary=list(read_dictionary))
+        source = pq.ParquetFile(self.path, read_dictionary=list(read_dictionary))
         start, stop = self.runs.get(value, (0, 0))
         if stop <= start:
             return source.schema_arrow.empty_table().select(columns)
