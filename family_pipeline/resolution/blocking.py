@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 __all__ = ["BlockingPass", "candidate_pairs", "combine_keys", "dense_codes", "dictionary_codes", "first_appearances",
            "group_order",
            "pairs_within",
-           "release_free_memory", "reusing_freed_memory", "sorted_unique"]
+           "release_free_memory", "reusing_freed_memory", "sorted_unique", "tuple_hashes"]
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,10 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FINAL = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-def _hashed_codes(columns: list[np.ndarray]) -> np.ndarray | None:
-    """``dense_codes`` by hashing, or None when two distinct tuples share a hash."""
-    h = np.zeros(len(columns[0]), np.uint64)
+def tuple_hashes(columns: list[np.ndarray], salt: int = 0) -> np.ndarray:
+    """A 64-bit hash of each row's tuple of integer columns (``salt`` gives another hash of the
+    same tuples, for when two of them collide)."""
+    h = np.full(len(columns[0]), salt, np.uint64)
     for column in columns:
         h *= _MIX
         h += np.asarray(column).astype(np.uint64)  # -1 and other negatives wrap, alike on every row
@@ -172,6 +173,12 @@ def _hashed_codes(columns: list[np.ndarray]) -> np.ndarray | None:
     h ^= h >> np.uint64(27)
     h *= _FINAL[1]
     h ^= h >> np.uint64(31)
+    return h
+
+
+def _hashed_codes(columns: list[np.ndarray]) -> np.ndarray | None:
+    """``dense_codes`` by hashing, or None when two distinct tuples share a hash."""
+    h = tuple_hashes(columns)
     codes, _ = pd.factorize(h, use_na_sentinel=False)  # numbered in order of first appearance
     del h
     codes = np.asarray(codes, np.int64)

@@ -15,38 +15,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from family_pipeline.lib.identifiers import iin_birth_days
 from family_pipeline.resolution.blocking import (
     BlockingPass,
     candidate_pairs,
-    dense_codes,
-    dictionary_codes,
-    first_appearances,
     release_free_memory,
     reusing_freed_memory,
 )
 from family_pipeline.resolution.clustering import cluster
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
+from family_pipeline.resolution.encoding import CHUNK_ROWS, COLUMNS, encode
 from family_pipeline.resolution.model import FellegiSunter, pattern_codes
-from family_pipeline.resolution.normalize import (
-    name_key,
-    patronymic_stem,
-    sex_from_iin,
-    split_full_names,
-)
 
 __all__ = ["COLUMNS", "DEFAULT_PASSES", "LinkResult", "link"]
 
-#: what a column mapping may name
-COLUMNS = ("national_id", "last_name", "first_name", "patronymic", "full_name", "birth_date", "sex", "region")
 DEFAULT_PASSES = [
     BlockingPass("national_id", ("national_id",), cap=200),
     BlockingPass("birth_date+last_name", ("birth_date", "last_name"), one_per="national_id"),
@@ -59,11 +46,8 @@ DEFAULT_PASSES = [
     BlockingPass("id_prefix+first_name", ("id_prefix", "first_name"), only_when_missing=("birth_date",),
                  one_per="national_id"),
 ]
-#: columns read and encoded at once while records are prepared
-PREPARE_THREADS = 2
 #: pairs scored at a time
 SCORE_CHUNK = 4_000_000
-_SEX = {"M": 0, "F": 1, "m": 0, "f": 1, "М": 0, "Ж": 1, "м": 0, "ж": 1, "male": 0, "female": 1}
 
 
 @dataclass
@@ -80,208 +64,9 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
 
 
-#: a DataFrame, an Arrow table, or anything with ``column(name)``, ``column_names`` and a length
-#: (a ``ParquetColumns``: each column read only while it is encoded)
+#: a DataFrame, an Arrow table, or anything with ``column_names``, a length and ``slices``
+#: (a ``ParquetColumns``: read a chunk of rows at a time)
 Records = pd.DataFrame | pa.Table
-
-
-def _factorize(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(code per row into the distinct values in order of first appearance, -1 missing; the
-    distinct values). Arrow-backed columns are dictionary-encoded by Arrow, much faster than a
-    pandas hash table over the same strings; the codes are the same."""
-    if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        codes, dictionary = dictionary_codes(values)
-        return codes, np.array(dictionary.to_pylist() + [None], dtype=object)[:-1]
-    dtype = values.dtype
-    if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
-        encoded = values.array.__arrow_array__().dictionary_encode()
-        chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-        if chunks and all(c.dictionary.equals(chunks[-1].dictionary) for c in chunks):
-            codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks])
-            return _narrow(codes), chunks[-1].dictionary.to_numpy(zero_copy_only=False).astype(object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return np.asarray(codes, np.int64), np.asarray(uniques, dtype=object)
-
-
-def _full_names(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, dict[str, pa.Array]]:
-    """(code per row into the distinct full names, -1 missing; the last name, first name and
-    patronymic of each distinct full name, split in Arrow)."""
-    if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        codes, dictionary = dictionary_codes(values)
-    else:
-        codes, uniques = _factorize(values)
-        dictionary = pa.array(uniques, from_pandas=True)
-    if not pa.types.is_string(dictionary.type) and not pa.types.is_large_string(dictionary.type):
-        dictionary = dictionary.cast(pa.string())
-    return codes, split_full_names(dictionary)
-
-
-def _narrow(codes: np.ndarray) -> np.ndarray:
-    """Codes per record as int32 where they fit (the country's records are many, the distinct
-    values few: at 5M persons an int64 column of 67M mentions is 0.5 GB)."""
-    if codes.dtype.itemsize <= 4 or not len(codes) or codes.max() < 2**31:  # Arrow's indices are int32 already
-        return codes.astype(np.int32, copy=False)
-    return codes.astype(np.int64)
-
-
-def _through(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
-    """mapping[codes] with -1 (missing) kept: the mapping's extra last slot reads -1."""
-    return np.append(_narrow(np.asarray(mapping, np.int64)), np.int32(-1))[codes]
-
-
-def _key_table(values: pd.Series | pa.ChunkedArray, how) -> tuple[np.ndarray, np.ndarray]:
-    """(code of each row into the column's distinct values, -1 missing; normalised key per value)."""
-    codes, uniques = _factorize(values)
-    return codes, np.array([how(u) for u in uniques], dtype=object)
-
-
-def _shared_vocabulary(*keys: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """One vocabulary of the normalised keys of several columns: for each column, the code of each
-    of its distinct values in the vocabulary (-1 for no key); and the vocabulary."""
-    joined = np.concatenate(keys) if keys else np.array([], dtype=object)
-    vcodes, vocab = pd.factorize(pd.Series(joined, dtype=object), use_na_sentinel=True)
-    vcodes = np.asarray(vcodes, np.int64)
-    out, start = [], 0
-    for k in keys:
-        out.append(vcodes[start:start + len(k)])
-        start += len(k)
-    return out, np.asarray(vocab, dtype=object)
-
-
-def _birth_days(values: pd.Series | pa.ChunkedArray) -> np.ndarray:
-    """Days since 1970 per row, NO_DATE where missing or not a date."""
-    if isinstance(values, (pa.ChunkedArray, pa.Array)) and pa.types.is_date32(values.type):
-        days = pc.fill_null(values.cast(pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        days[~pc.is_valid(values).to_numpy(zero_copy_only=False)] = NO_DATE  # in place: one national array
-        return days
-    if isinstance(values, (pa.ChunkedArray, pa.Array)):
-        values = values.to_pandas(date_as_object=False)
-    bd = pd.to_datetime(values, errors="coerce").to_numpy().astype("datetime64[D]")
-    return np.where(np.isnat(bd), NO_DATE, bd.astype(np.int64))
-
-
-def _own_ids(id_c: np.ndarray, iin_days: np.ndarray, valid: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """IIN codes per record, missing (-1) where a valid IIN encodes another birth date than the
-    record's own: that IIN is someone else's (a parent's on a child's record, a spouse's), and
-    compared as the record's own it would only keep the record from its person."""
-    if not len(valid):
-        return id_c
-    code = np.maximum(id_c, 0)
-    foreign = (id_c >= 0) & (days != NO_DATE) & valid[code] & (iin_days[code] != days)
-    return np.where(foreign, np.int32(-1), id_c).astype(id_c.dtype, copy=False)
-
-
-def _prepare(records: Records, columns: Mapping[str, str], national_id: str) -> tuple[dict, dict]:
-    unknown = set(columns) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown mapping key(s) {sorted(unknown)}; expected some of {COLUMNS}")
-    names_in = records.columns if isinstance(records, pd.DataFrame) else records.column_names
-    missing = [c for c in columns.values() if c not in names_in]
-    if missing:
-        raise KeyError(f"columns {missing} are not in the records")
-    n = len(records)
-    absent = np.full(n, -1, np.int32)
-    empty = np.array([], dtype=object)
-
-    def column(name: str) -> pd.Series | pa.ChunkedArray:
-        return records[columns[name]] if isinstance(records, pd.DataFrame) else records.column(columns[name])
-
-    def table(name: str, how) -> tuple[np.ndarray, np.ndarray]:
-        return _key_table(column(name), how) if name in columns else (absent, empty)
-
-    # every column is read and encoded on its own (Arrow's dictionary encoding leaves the GIL):
-    # two at a time, taken below in a fixed order
-    pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="link-prepare")
-    jobs = {"last_name": pool.submit(table, "last_name", name_key),
-            "first_name": pool.submit(table, "first_name", name_key),
-            "patronymic": pool.submit(table, "patronymic", patronymic_stem)}
-    for name, encode in (("full_name", _full_names), ("national_id", _factorize), ("sex", _factorize),
-                         ("region", _factorize), ("birth_date", _birth_days)):
-        if name in columns:
-            jobs[name] = pool.submit(lambda name, encode: encode(column(name)), name, encode)
-    pool.shutdown(wait=False)
-
-    # names: each column's distinct values are normalised once, and every per-row step is one
-    # gather through small per-value tables; a full name fills the parts a record lacks
-    ln_raw, ln_keys = jobs.pop("last_name").result()
-    fn_raw, fn_keys = jobs.pop("first_name").result()
-    pt_raw, pt_keys = jobs.pop("patronymic").result()
-    if "full_name" in columns:
-        full_raw, parts = jobs.pop("full_name").result()
-        # each distinct word is normalised once, not once per distinct full name
-        (fl_part, fl_keys), (ff_part, ff_keys), (fp_part, fp_keys) = (
-            _key_table(parts[c], how) for c, how in
-            (("last_name", name_key), ("first_name", name_key), ("patronymic", patronymic_stem)))
-        del parts
-    else:
-        full_raw = absent
-        fl_part = ff_part = fp_part = np.array([], np.int64)
-        fl_keys = ff_keys = fp_keys = empty
-    (m_ln, m_fn, m_fl, m_ff), names = _shared_vocabulary(ln_keys, fn_keys, fl_keys, ff_keys)
-    (m_pt, m_fp), pt_v = _shared_vocabulary(pt_keys, fp_keys)
-
-    def filled(raw: np.ndarray, own: np.ndarray, full: np.ndarray, part: np.ndarray, via_part: np.ndarray) -> np.ndarray:
-        """A name part's code; where the record has none, the same part of its full name (filled
-        in place, only on those rows: no other national array is made)."""
-        code = _through(raw, own)
-        missing = np.flatnonzero(code < 0)
-        code[missing] = _through(full[missing], _through(part, via_part))
-        return code
-
-    ln_c = filled(ln_raw, m_ln, full_raw, fl_part, m_fl)
-    del ln_raw
-    fn_c = filled(fn_raw, m_fn, full_raw, ff_part, m_ff)
-    del fn_raw
-    pt_c = filled(pt_raw, m_pt, full_raw, fp_part, m_fp)
-    del pt_raw, full_raw
-
-    # identifiers: spaces and dashes dropped, upper case — on the distinct values only
-    if "national_id" in columns:
-        raw_c, raw_v = jobs.pop("national_id").result()
-    else:
-        raw_c, raw_v = absent, empty
-    try:
-        text = pa.array(raw_v, pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or mixed values: as text
-        text = pa.array(pd.Series(raw_v, dtype="string").to_numpy(dtype=object, na_value=None), pa.string())
-    # every character Python counts as whitespace, and dashes
-    cleaned = pc.utf8_upper(pc.replace_substring_regex(text, r"[\s\p{Z}\x0B\x1C-\x1F\x85\-]", ""))
-    cleaned = pc.if_else(pc.greater(pc.utf8_length(cleaned), 0), cleaned, None)
-    map_c, id_v = pd.factorize(pd.Series(cleaned.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
-    id_c = _through(raw_c, map_c)
-    id_v = np.asarray(id_v, dtype=object)
-    del raw_c
-    if "birth_date" in columns:
-        days = jobs.pop("birth_date").result()
-    else:
-        days = np.full(n, NO_DATE, np.int64)
-    # identifiers that pass their check digit (only IINs can be checked here), and the birth
-    # date each encodes
-    iin_days, checked = iin_birth_days(id_v) if national_id == "iin" and len(id_v) else (
-        np.zeros(len(id_v), np.int64), np.zeros(len(id_v), bool))
-    id_c = _own_ids(id_c, iin_days, checked, days)  # before the sex is read from the IIN
-    if "sex" in columns:
-        sex_raw, sex_values = jobs.pop("sex").result()
-        sex = _through(sex_raw, np.array([_SEX.get(v, -1) for v in sex_values], np.int64))
-        del sex_raw
-    else:
-        sex = absent.copy()
-    if national_id == "iin":
-        sex_codes = pd.Series(sex_from_iin(id_v)).map(_SEX).fillna(-1).astype(np.int64).to_numpy()
-        sex = np.where(sex < 0, _through(id_c, sex_codes), sex).astype(np.int32, copy=False)
-    region_c = jobs.pop("region").result()[0] if "region" in columns else absent
-    rec = {"national_id": id_c, "last_name": ln_c, "first_name": fn_c, "patronymic": pt_c, "birth_date": days,
-           "sex": sex, "region": region_c}
-    vocab_out = {"name": names, "patronymic": pt_v, "national_id": id_v, "national_id_checked": np.asarray(checked, bool)}
-    return rec, vocab_out
-
-
-def _signatures(rec: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
-    """(signature per row, signature table, mention count per signature, first row per signature)."""
-    sig = dense_codes(list(rec.values()))
-    first = np.flatnonzero(first_appearances(sig))  # signatures are numbered in order of first appearance
-    table = {k: v[first].astype(np.int64, copy=False) for k, v in rec.items()}  # per signature: int64 as ever
-    return sig, table, np.bincount(sig), first
 
 
 def _blocking_table(sig: dict, vocab: dict) -> dict:
@@ -415,18 +200,20 @@ def _peak_rss_mb() -> float:
 @reusing_freed_memory()
 def link(records: Records, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
-         review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000) -> LinkResult:
-    """Link person records; see the module docstring. ``model`` reuses fitted parameters."""
+         review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000,
+         chunk_rows: int = CHUNK_ROWS) -> LinkResult:
+    """Link person records; see the module docstring. ``model`` reuses fitted parameters;
+    records are encoded ``chunk_rows`` at a time (the result is the same for any size)."""
     if national_id not in ("any", "iin"):
         raise ValueError("national_id must be 'any' or 'iin'")
     clock = _Clock()
-    rec, vocab = _prepare(records, columns, national_id)
-    clock.lap("prepare")
-    row_sig, sig, support, first_row = _signatures(rec)
-    del rec
+    encoded = encode(records, columns, national_id, chunk_rows)
+    row_sig, sig, support, first_row, vocab = (encoded.row_signature, encoded.table, encoded.support,
+                                               encoded.first_row, encoded.vocabulary)
+    del encoded
     n_sig = len(support)
     stats: dict = {"records": int(len(records)), "signatures": int(n_sig)}
-    clock.lap("signatures")
+    clock.lap("prepare")
     i, j, block_stats = candidate_pairs(_blocking_table(sig, vocab), passes or DEFAULT_PASSES)
     stats["blocking"] = block_stats
     stats["candidate_pairs"] = int(len(i))

@@ -327,7 +327,7 @@ def test_integer_keys_match_a_pandas_groupby():
 def test_a_run_reports_time_and_memory_per_stage(mixed):
     _, result, _ = mixed
     profile = result.stats["profile"]
-    assert list(profile) == ["prepare", "signatures", "blocking", "compare", "estimate", "score", "cluster", "output"]
+    assert list(profile) == ["prepare", "blocking", "compare", "estimate", "score", "cluster", "output"]
     assert all(v["seconds"] >= 0 and v["cpu_seconds"] >= 0 and v["peak_rss_mb"] > 0 for v in profile.values())
 
 
@@ -344,7 +344,8 @@ def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_pat
 
 def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved):
     """A ParquetColumns (each column read when asked, the registry and group as Parquet's
-    dictionaries or as text), an Arrow table and a DataFrame give the same persons."""
+    dictionaries or as text), an Arrow table and a DataFrame give the same persons, encoded in
+    one chunk or several."""
     from family_pipeline.lib.parquet_columns import ParquetColumns
     from family_pipeline.resolution.golden import golden_records, person_ids
 
@@ -353,9 +354,10 @@ def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved
     lazy, table = ParquetColumns(path), pq.read_table(path)
     frame = table.to_pandas()
     by_column = link(lazy, MENTION_COLUMNS, national_id="iin")
-    by_frame = link(frame, MENTION_COLUMNS, national_id="iin")
+    by_frame = link(frame, MENTION_COLUMNS, national_id="iin", chunk_rows=7_001)  # encoded in chunks
     assert np.array_equal(by_column.cluster, by_frame.cluster)
     assert np.array_equal(by_column.probability, by_frame.probability)
+    pd.testing.assert_frame_equal(by_column.pairs, by_frame.pairs)
     assert np.array_equal(link(table, MENTION_COLUMNS, national_id="iin").cluster, by_frame.cluster)
     pid = person_ids(lazy, by_column.cluster)
     assert np.array_equal(pid, person_ids(frame, by_frame.cluster))
@@ -364,6 +366,87 @@ def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved
     assert pa.types.is_dictionary(encoded.column("registry").type)
     assert np.array_equal(person_ids(encoded, by_column.cluster), pid)
     pd.testing.assert_frame_equal(golden_records(encoded, pid), golden_records(frame, pid))
+
+
+def _same_encoding(a, b) -> None:
+    """The same signatures, standing for the same values (a name's code depends on the order the
+    chunks met the names in, its key does not)."""
+    assert np.array_equal(a.row_signature, b.row_signature)
+    assert np.array_equal(a.support, b.support) and np.array_equal(a.first_row, b.first_row)
+    assert a.table.keys() == b.table.keys() and a.vocabulary.keys() == b.vocabulary.keys()
+    vocabulary = {"last_name": "name", "first_name": "name", "patronymic": "patronymic"}
+    for field, codes in a.table.items():
+        if field in vocabulary:
+            def keys(enc):
+                return np.append(enc.vocabulary[vocabulary[field]], None)[enc.table[field]]
+            assert np.array_equal(keys(a), keys(b)), field
+        else:
+            assert np.array_equal(codes, b.table[field]), field
+    for name in ("name", "patronymic"):
+        assert sorted(a.vocabulary[name]) == sorted(b.vocabulary[name])
+    for name in ("national_id", "national_id_checked"):
+        assert np.array_equal(a.vocabulary[name], b.vocabulary[name])
+
+
+def test_mentions_encoded_a_chunk_at_a_time_are_encoded_as_at_once(resolved, monkeypatch):
+    """Signatures and vocabularies are numbered in order of first appearance across chunks:
+    chunks of any size give what one chunk gives, from Parquet or a DataFrame, and a collision
+    of the signatures' hashes numbers them again with another hash, to the same result."""
+    from family_pipeline.lib.parquet_columns import ParquetColumns
+    from family_pipeline.resolution import encoding
+
+    path = resolved["lake"].table("resolution", "person_mentions")
+    lazy = ParquetColumns(path)
+    whole = encoding.encode(lazy, MENTION_COLUMNS, "iin", chunk_rows=len(lazy))
+    assert len(whole.row_signature) == len(lazy) > 10_000
+    assert 0 < len(whole.support) < len(lazy) and whole.support.sum() == len(lazy)
+    # each signature's first row holds its codes
+    assert np.array_equal(whole.row_signature[whole.first_row], np.arange(len(whole.support)))
+    for rows in (4_999, 20_000):
+        _same_encoding(encoding.encode(lazy, MENTION_COLUMNS, "iin", chunk_rows=rows), whole)
+    table = pq.read_table(path)
+    _same_encoding(encoding.encode(table.to_pandas(), MENTION_COLUMNS, "iin", chunk_rows=7_001), whole)
+    head = table.slice(0, 3_000)  # a row at a time
+    _same_encoding(encoding.encode(head, MENTION_COLUMNS, "iin", chunk_rows=1),
+                   encoding.encode(head, MENTION_COLUMNS, "iin", chunk_rows=3_000))
+    hashes = encoding.tuple_hashes
+    salts = []
+
+    def colliding(columns, salt=0):
+        salts.append(salt)
+        return hashes(columns, salt) % np.uint64(1_000) if salt == 0 else hashes(columns, salt)
+
+    monkeypatch.setattr(encoding, "tuple_hashes", colliding)
+    _same_encoding(encoding.encode(lazy, MENTION_COLUMNS, "iin", chunk_rows=20_000), whole)
+    assert 0 in salts and 1 in salts
+
+
+def test_chunks_meet_on_normalised_values():
+    """Spellings of one name, an IIN with spaces and a date met in different chunks are one
+    signature; a borrowed IIN (another birth date) is no IIN of the record's own."""
+    from family_pipeline.resolution import encoding
+
+    iin = make_iins(np.array(["1990-04-02"], "datetime64[D]"), np.array(["F"]), np.array([17]))[0]
+    parent = make_iins(np.array(["1961-01-30"], "datetime64[D]"), np.array(["M"]), np.array([3]))[0]
+    frame = pd.DataFrame({
+        "iin": [iin, None, f"{iin[:6]} {iin[6:]}", parent, iin],
+        "last_name": ["Әбенова", "Петров", "Абенова", "Абенова", None],
+        "first_name": ["Айгерім", "Иван", "Айгерим", "Айгерім", None],
+        "full_name": [None, None, None, None, "Абенова Айгерим Маратқызы"],
+        "birth_date": pd.to_datetime(["1990-04-02", "1980-01-01", "1990-04-02", "1990-04-02", "1990-04-02"]).date,
+    })
+    columns = {"national_id": "iin", "last_name": "last_name", "first_name": "first_name", "full_name": "full_name",
+               "birth_date": "birth_date"}
+    for rows in (1, 2, 5):
+        enc = encoding.encode(frame, columns, "iin", chunk_rows=rows)
+        sig = enc.row_signature.tolist()
+        assert sig[:4] == [0, 1, 0, 2]  # the parent's IIN on row 3 is not the record's own
+        assert enc.table["national_id"][2] == -1 and enc.table["sex"][0] == 1  # the IIN's sex fills in
+        assert sig[4] == 3  # the full name gives the same names, plus a patronymic
+        assert enc.table["last_name"][3] == enc.table["last_name"][0]
+        assert enc.vocabulary["national_id"].tolist() == [iin, parent]
+        assert enc.vocabulary["national_id_checked"].tolist() == [True, True]
+        assert enc.first_row.tolist() == [0, 1, 3, 4]
 
 
 def test_linkage_accuracy_counts_pairs_of_mentions():
