@@ -56,7 +56,8 @@ _TEXT_KEY = np.uint64(1 << 63)  # other identifiers: this bit and their number i
 class Encoded:
     #: signature per input row (int32: numbered 0..k-1 in order of first appearance)
     row_signature: np.ndarray
-    #: per signature, the codes of each field (int64; NO_DATE for a missing birth date)
+    #: per signature, the codes of each field (int32) and the birth date (int64 days; NO_DATE
+    #: where missing)
     table: dict[str, np.ndarray]
     #: mentions per signature
     support: np.ndarray
@@ -266,7 +267,7 @@ class _Encoder:
         self._signatures = hashtable.UInt64HashTable(1 << 16)
         self.count = 0
         # per signature, filled as signatures appear (untouched rows beyond ``count`` are not resident)
-        self.table = {f: np.empty(n, np.int64) for f in FIELDS}
+        self.table = {f: np.empty(n, np.int64 if f == "birth_date" else np.int32) for f in FIELDS}
         self.first_row = np.empty(n, np.int64)
         self.row_signature = np.empty(n, np.int32)
 
