@@ -130,8 +130,11 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     model = None
     if config.reuse_model and model_path.exists():
         model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
+    def progress(phase: str, figures: dict[str, float]) -> None:
+        context.log.info(f"linkage: {phase} done in {figures['seconds']} s, peak {figures['peak_rss_mb']:.0f} MB so far")
+
     result = link(mentions, MENTION_COLUMNS, national_id="iin", threshold=config.threshold,
-                  model=model, review_band=(config.review_low, config.review_high))
+                  model=model, review_band=(config.review_low, config.review_high), progress=progress)
     phases = {"link": round(time.perf_counter() - t0, 2)}  # wall seconds per step, for operators
     folding = folding_registries(catalog())
     n_clusters = int(result.cluster.max()) + 1 if len(result.cluster) else 0

@@ -14,7 +14,7 @@ region written alike), so a person named identically in forty registries costs o
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,8 +182,9 @@ class _Clock:
     """Per stage of a run: wall seconds, CPU seconds (every thread) and the process's peak memory
     so far (``LinkResult.stats["profile"]``); the figures vary from run to run, the links don't."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Callable[[str, dict[str, float]], None] | None = None) -> None:
         self.laps: dict[str, dict[str, float]] = {}
+        self._progress = progress
         self._wall, self._cpu = time.perf_counter(), time.process_time()
 
     def lap(self, name: str) -> None:
@@ -192,6 +193,8 @@ class _Clock:
         self.laps[name] = {"seconds": round(wall - self._wall, 2), "cpu_seconds": round(cpu - self._cpu, 2),
                            "peak_rss_mb": _peak_rss_mb()}
         self._wall, self._cpu = wall, cpu
+        if self._progress is not None:
+            self._progress(name, self.laps[name])
 
 
 def _peak_rss_mb() -> float:
@@ -206,12 +209,14 @@ def _peak_rss_mb() -> float:
 def link(records: Records, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
          review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000,
-         chunk_rows: int = CHUNK_ROWS) -> LinkResult:
+         chunk_rows: int = CHUNK_ROWS, progress: Callable[[str, dict[str, float]], None] | None = None) -> LinkResult:
     """Link person records; see the module docstring. ``model`` reuses fitted parameters;
-    records are encoded ``chunk_rows`` at a time (the result is the same for any size)."""
+    records are encoded ``chunk_rows`` at a time (the result is the same for any size);
+    ``progress(phase, figures)`` is called as each phase ends, with its ``stats["profile"]`` entry
+    (a long national run shows where it is, and how far a run that was killed got)."""
     if national_id not in ("any", "iin"):
         raise ValueError("national_id must be 'any' or 'iin'")
-    clock = _Clock()
+    clock = _Clock(progress)
     encoded = encode(records, columns, national_id, chunk_rows)
     row_sig, sig, support, first_row, vocab = (encoded.row_signature, encoded.table, encoded.support,
                                                encoded.first_row, encoded.vocabulary)

@@ -331,6 +331,16 @@ def test_a_run_reports_time_and_memory_per_stage(mixed):
     assert all(v["seconds"] >= 0 and v["cpu_seconds"] >= 0 and v["peak_rss_mb"] > 0 for v in profile.values())
 
 
+def test_a_run_tells_each_phase_as_it_ends(mixed):
+    frame, first, _ = mixed
+    told = []
+    result = link(frame, MENTION_COLUMNS, national_id="iin", model=first.model,
+                  progress=lambda phase, figures: told.append((phase, dict(figures))))
+    assert [phase for phase, _ in told] == ["prepare", "blocking", "compare", "estimate", "score", "cluster", "output"]
+    assert dict(told) == result.stats["profile"]
+    assert np.array_equal(result.cluster, first.cluster)
+
+
 # ------------------------------------------------------------------ national size: columns on demand
 def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_path):
     from family_pipeline.catalog import catalog
