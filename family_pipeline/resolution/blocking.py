@@ -300,7 +300,8 @@ def pairs_within(groups: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Distinct candidate pairs over every pass, sorted; and per-pass statistics.
+    """Distinct candidate pairs over every pass, sorted (int32 sides below 2^31 records); and
+    per-pass statistics.
 
     Each pass's pairs are packed into one int64 (``i * n + j``) and copied into one array as the
     pass ends; the union is sorted and made distinct in place, so at national size (200M pairs
@@ -335,9 +336,17 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
         del chunk
     codes = sorted_unique(codes, in_place=True)
     stats["distinct_pairs"] = int(len(codes))
-    j = codes % n
-    codes //= n  # in place: the first side of each pair
-    return codes, j, stats
+    # unpacked a slice at a time into int32 sides: 8 bytes a pair held, 16 at the moment of it
+    side = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+    i, j = np.empty(len(codes), side), np.empty(len(codes), side)
+    for at in range(0, len(codes), _UNPACK_SLICE):
+        part = codes[at: at + _UNPACK_SLICE]
+        i[at: at + len(part)], j[at: at + len(part)] = np.divmod(part, n)
+    del codes
+    return i, j, stats
+
+
+_UNPACK_SLICE = 1 << 22
 
 
 def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -268,7 +268,7 @@ class _Encoder:
         self.count = 0
         # per signature, filled as signatures appear (untouched rows beyond ``count`` are not resident)
         self.table = {f: np.empty(n, np.int64 if f == "birth_date" else np.int32) for f in FIELDS}
-        self.first_row = np.empty(n, np.int64)
+        self.first_row = np.empty(n, np.int32)  # rows are numbered in int32, as in row_signature
         self.row_signature = np.empty(n, np.int32)
 
     def add(self, start: int, chunk: dict[str, pd.Series | pa.ChunkedArray], pool: ThreadPoolExecutor) -> None:

@@ -324,6 +324,37 @@ def test_integer_keys_match_a_pandas_groupby():
     assert np.array_equal(sorted_unique(columns[1]), np.unique(columns[1]))
 
 
+def test_candidate_pairs_are_every_pass_s_pairs_once_and_in_int32(monkeypatch):
+    from family_pipeline.resolution import blocking
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    table = {"a": rng.integers(-1, 400, n), "b": rng.integers(-1, 5, n), "id": rng.integers(-1, 900, n)}
+    passes = [blocking.BlockingPass("a", ("a",), cap=12),
+              blocking.BlockingPass("ab", ("a", "b"), only_when_missing=("id",)),
+              blocking.BlockingPass("b_one_per_id", ("b",), cap=2_000, one_per="id")]
+    frame = pd.DataFrame(table).rename_axis("row").reset_index()
+
+    def brute(p: blocking.BlockingPass) -> set[tuple[int, int]]:
+        rows = frame[(frame[list(p.columns)] >= 0).all(axis=1)]
+        if p.one_per:  # the first row of each value in its block; rows without one all stay
+            rows = rows[(rows[p.one_per] < 0) | ~rows.duplicated(list(p.columns) + [p.one_per])]
+        rows = rows[rows.groupby(list(p.columns)).row.transform("size") <= p.cap]
+        both = rows.merge(rows, on=list(p.columns))
+        both = both[both.row_x < both.row_y]
+        if p.only_when_missing:
+            both = both[(both[[f"{f}_{s}" for f in p.only_when_missing for s in "xy"]] < 0).any(axis=1)]
+        return set(zip(both.row_x.tolist(), both.row_y.tolist()))
+
+    expected = sorted(set().union(*(brute(p) for p in passes)))
+    monkeypatch.setattr(blocking, "_UNPACK_SLICE", 7)  # unpacked in many slices, one ragged
+    i, j, stats = blocking.candidate_pairs(table, passes)
+    assert i.dtype == j.dtype == np.int32
+    assert list(zip(i.tolist(), j.tolist())) == expected
+    assert stats["distinct_pairs"] == len(expected) and len(expected) % 7
+    assert all(stats[p.name]["pairs"] == len(brute(p)) for p in passes)
+
+
 def test_a_run_reports_time_and_memory_per_stage(mixed):
     _, result, _ = mixed
     profile = result.stats["profile"]
