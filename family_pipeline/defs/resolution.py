@@ -130,6 +130,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     model = None
     if config.reuse_model and model_path.exists():
         model = FellegiSunter.from_dict(json.loads(model_path.read_text()))
+
     def progress(phase: str, figures: dict[str, float]) -> None:
         context.log.info(f"linkage: {phase} done in {figures['seconds']} s, peak {figures['peak_rss_mb']:.0f} MB so far")
 

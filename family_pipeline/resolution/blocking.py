@@ -47,6 +47,9 @@ class BlockingPass:
     one_per: str | None = None
 
 
+#: packed pair codes unpacked into their two sides this many at a time
+_UNPACK_SLICE = 1 << 22
+
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _DEFAULT_THRESHOLD = 128 * 1024
 _reuse_depth = 0
@@ -344,9 +347,6 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
         i[at: at + len(part)], j[at: at + len(part)] = np.divmod(part, n)
     del codes
     return i, j, stats
-
-
-_UNPACK_SLICE = 1 << 22
 
 
 def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
