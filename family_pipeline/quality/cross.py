@@ -82,19 +82,56 @@ def _member(values: np.ndarray, sorted_set: np.ndarray | pd.Index) -> np.ndarray
     return (sorted_set[at] == values) & (values >= 0)
 
 
-def _name_birth_key(last, first, birth: np.ndarray) -> np.ndarray:
-    """'surname|first name|YYMMDD' in the alphabet-free keys of resolution (None if a part is
-    missing); ``birth`` is YYMMDD as an integer, -1 unknown."""
-    lc, lv = name_codes(pd.Series(last, dtype=object))
-    fc, fv = name_codes(pd.Series(first, dtype=object))
-    ok = (lc >= 0) & (fc >= 0) & (birth >= 0)
-    out = np.full(len(ok), None, dtype=object)
-    if ok.any():  # joined in Arrow, not one Python string operation per row and part
-        lk = pa.array(lv, pa.string()).take(pa.array(lc[ok]))
-        fk = pa.array(fv, pa.string()).take(pa.array(fc[ok]))
-        bk = pa.array(np.asarray(birth[ok], np.int64)).cast(pa.string())
-        out[ok] = pc.binary_join_element_wise(lk, fk, bk, "|").to_numpy(zero_copy_only=False)
-    return out
+def _recode(codes: np.ndarray, values: np.ndarray, vocabulary: pd.Index) -> np.ndarray:
+    """Codes into ``values`` (as :func:`name_codes` gives them) as codes into ``vocabulary``
+    (-1 missing, or a value the vocabulary lacks)."""
+    if not len(values) or not len(vocabulary):
+        return np.full(len(codes), -1, np.int64)
+    mapped = vocabulary.get_indexer(values)
+    return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1).astype(np.int64)
+
+
+class NameBirthKeys:
+    """Name-and-birth keys as int64: the (surname, first name) pairs the reference's own names
+    make, numbered, times a million plus the birth date as YYMMDD. Names are compared in the
+    alphabet-free keys of resolution; a name or a pair the reference lacks makes no key (-1), as
+    a missing part or birth date does, since nothing in the reference could match it. No text is
+    held per key: 'surname|first name|YYMMDD' strings held 70 MB at 1M persons before their
+    hash table, and their Python objects were copied into every process checking registries."""
+
+    def __init__(self, sources: list[tuple[object, object]]):
+        """``sources``: the (surnames, first names) columns every key of the reference is made of."""
+        last = [name_codes(pd.Series(s, dtype=object)) for s, _ in sources]
+        first = [name_codes(pd.Series(f, dtype=object)) for _, f in sources]
+        self.last = self._vocabulary(last)
+        self.first = self._vocabulary(first)
+        #: each source's (surname, first name) codes in the vocabularies, in the sources' order
+        self.codes = [(_recode(*lc, self.last), _recode(*fc, self.first)) for lc, fc in zip(last, first)]
+        pairs = [self._pair(lc, fc) for lc, fc in self.codes]
+        self.pairs = np.unique(np.concatenate(pairs)) if pairs else np.empty(0, np.int64)
+        self.pairs = self.pairs[self.pairs >= 0]
+
+    @staticmethod
+    def _vocabulary(coded: list[tuple[np.ndarray, np.ndarray]]) -> pd.Index:
+        values = [v for _, v in coded if len(v)]
+        return pd.Index(np.unique(np.concatenate(values)) if values else np.empty(0, object), dtype=object)
+
+    def _pair(self, last: np.ndarray, first: np.ndarray) -> np.ndarray:
+        return np.where((last >= 0) & (first >= 0), last * len(self.first) + first, -1)
+
+    def of_codes(self, last: np.ndarray, first: np.ndarray, birth: np.ndarray) -> np.ndarray:
+        """Keys of names already coded in the vocabularies (see :attr:`codes`)."""
+        pair = self._pair(last, first)
+        if not len(self.pairs):
+            return np.full(len(pair), -1, np.int64)
+        at = np.minimum(np.searchsorted(self.pairs, pair), len(self.pairs) - 1)
+        known = (pair >= 0) & (self.pairs[at] == pair) & (birth >= 0)
+        return np.where(known, at * 1_000_000 + np.asarray(birth, np.int64), -1)
+
+    def __call__(self, last, first, birth: np.ndarray) -> np.ndarray:
+        """The keys of names as written (``birth`` YYMMDD as an integer, -1 unknown)."""
+        return self.of_codes(_recode(*name_codes(pd.Series(last, dtype=object)), self.last),
+                             _recode(*name_codes(pd.Series(first, dtype=object)), self.first), birth)
 
 
 def _birth_yymmdd(dates) -> np.ndarray:
@@ -113,10 +150,31 @@ def _unique_index(keys: np.ndarray, iins: np.ndarray, valid: np.ndarray, birth: 
     (an IIN the reference itself got wrong is no reference)."""
     number = iin_numbers(iins)
     number = np.where(valid & (number >= 0) & (number // 1_000_000 == birth), number, -1)
-    frame = pd.DataFrame({"k": keys, "i": number}).dropna()
-    frame = frame[frame.i >= 0].drop_duplicates()
+    frame = pd.DataFrame({"k": keys, "i": number})
+    frame = frame[(frame.k >= 0) & (frame.i >= 0)].drop_duplicates()
     frame = frame[~frame.k.duplicated(keep=False)]
     return frame.set_index("k").i
+
+
+def _compact(frame: pd.DataFrame, iins: np.ndarray | None = None) -> pd.DataFrame:
+    """The reference's columns of ``frame`` as the checks read them, with no Python object per
+    row: dates as datetime64, names and regions as categories (a few hundred thousand distinct
+    names for millions of rows), the IIN (``iins``, given as numbers) as int64, -1 missing. A
+    reference is shared by the processes that check registries, and an object a process touches
+    is copied into it (its reference count is written)."""
+    out = pd.DataFrame(index=frame.index)
+    if iins is not None:
+        out["iin"] = iins
+    for column in ("iin_disputed", "birth_date", "region", "mentions", *_PARTS):
+        if column not in frame:
+            continue
+        values = frame[column]
+        if column == "birth_date":
+            values = pd.to_datetime(values, errors="coerce")
+        elif column in ("region", *_PARTS):
+            values = values.astype("category")
+        out[column] = values
+    return out
 
 
 class Reference:
@@ -127,49 +185,53 @@ class Reference:
 
     def __init__(self, persons: pd.DataFrame, register_iins: pd.Series, register: pd.DataFrame | None = None,
                  xref: pa.Table | str | None = None):
-        # only the columns the checks read are kept (and the death dates)
         persons = persons.set_index("person_id")
-        self.golden = persons[["iin", "iin_disputed", "birth_date", "region", "mentions", *_PARTS]]
+        #: IIN -> records of the resolved person carrying it: which of two IINs the country uses
+        carried = iin_numbers(persons["iin"].to_numpy(dtype=object))
+        self.golden = _compact(persons, carried)
         self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
         self.register_iins = self.register_iins[self.register_iins >= 0]
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
         #: not to the country (a one-off mistyped IIN makes a person of one record only)
-        seen = persons[persons["mentions"] >= 2]
-        numbers = iin_numbers(seen["iin"].to_numpy(dtype=object))
+        repeated = (persons["mentions"] >= 2).to_numpy()
+        numbers = carried[repeated]
         self.person_iins = np.unique(numbers[numbers >= 0])
-        #: IIN -> records of the resolved person carrying it: which of two IINs the country uses
-        carried = iin_numbers(persons["iin"].to_numpy(dtype=object))
         self.iin_mentions = pd.Series(persons["mentions"].to_numpy(np.int64)[carried >= 0], index=carried[carried >= 0])
         self.iin_mentions = self.iin_mentions[~self.iin_mentions.index.duplicated()]
         self.death = pd.to_datetime(persons["death_date"], errors="coerce").dropna()
+        has_register = register is not None and len(register) > 0
+        #: name-and-birth keys of the names the reference knows: the register's and the persons'
+        self.name_keys = NameBirthKeys([*([(register["last_name"], register["first_name"])] if has_register else []),
+                                        (persons["last_name"], persons["first_name"])])
+        last, first = self.name_keys.codes[-1]
+        person_birth = _birth_yymmdd(persons["birth_date"])
         # the register by name and birth date: the IIN it gives the person so named and born
-        if register is not None and len(register):
+        if has_register:
             birth = _birth_yymmdd(register["birth_date"])
-            keys = _name_birth_key(register["last_name"], register["first_name"], birth)
+            keys = self.name_keys.of_codes(*self.name_keys.codes[0], birth)
             valid = register["iin_valid"].fillna(False).to_numpy(dtype=bool) if "iin_valid" in register \
                 else valid_iin_mask(register["iin"].to_numpy(dtype=object))
             # only entries whose IIN the resolved persons give the same name and birth date: a
             # register IIN mistyped into another real person's IIN names that person, not this one
-            person_key = pd.Series(_name_birth_key(persons["last_name"], persons["first_name"],
-                                                   _birth_yymmdd(persons["birth_date"])),
-                                   index=carried).loc[lambda k: k.index >= 0]
+            person_key = pd.Series(self.name_keys.of_codes(last, first, person_birth), index=carried)
+            person_key = person_key[person_key.index >= 0]
             person_key = person_key[~person_key.index.duplicated(keep=False)]
-            agrees = person_key.reindex(iin_numbers(register["iin"])).to_numpy(dtype=object) == keys
+            agrees = person_key.reindex(iin_numbers(register["iin"])).fillna(-1).to_numpy(np.int64) == keys
             self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid & agrees, birth)
             # the register's own record of each IIN it holds once and valid: the reference for a
             # record resolution left on its own (a mistyped name that matched nobody)
-            by_iin = register.assign(_n=np.where(valid, iin_numbers(register["iin"]), -1))
-            by_iin = by_iin[(by_iin._n >= 0) & ~by_iin._n.duplicated(keep=False)]
-            self.register_by_iin = by_iin.set_index("_n")[[c for c in ("birth_date", *_PARTS) if c in by_iin]]
+            number = np.where(valid, iin_numbers(register["iin"]), -1)
+            once = (number >= 0) & ~pd.Series(number).duplicated(keep=False).to_numpy()
+            by_iin = register[[c for c in ("birth_date", *_PARTS) if c in register]][once]
+            self.register_by_iin = _compact(by_iin.set_axis(pd.Index(number[once])))
         else:
             self.register_by_name = pd.Series([], dtype=np.int64)
             self.register_by_iin = pd.DataFrame()
         # persons the other registries know (two or more records) under an IIN the register lacks
-        outside = seen[~_member(numbers, self.register_iins) & (numbers >= 0)]
-        birth = _birth_yymmdd(outside["birth_date"])
-        keys = _name_birth_key(outside["last_name"], outside["first_name"], birth)
-        self.outside_by_name = _unique_index(keys, outside["iin"].to_numpy(dtype=object),
-                                             valid_iin_mask(outside["iin"].to_numpy(dtype=object)), birth)
+        outside = np.flatnonzero(repeated)[~_member(numbers, self.register_iins) & (numbers >= 0)]
+        iins = persons["iin"].to_numpy(dtype=object)[outside]
+        self.outside_by_name = _unique_index(self.name_keys.of_codes(last[outside], first[outside], person_birth[outside]),
+                                             iins, valid_iin_mask(iins), person_birth[outside])
         #: a crosswalk too large to hold is read registry by registry from its file (a path)
         self._xref_path = xref if isinstance(xref, str) else None
         self._xref_runs = None  # where each registry's references lie in that file, found on first use
@@ -259,20 +321,29 @@ def _patronymic_stem(text: str) -> str:
     return text
 
 
+def _dictionary(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """A text column as int64 codes (-1 missing) into a dictionary of its values: a category
+    column's own (the reference's names), any other encoded in Arrow."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (values.cat.codes.to_numpy().astype(np.int64),
+                pa.array(values.cat.categories.to_numpy(dtype=object), pa.string()))
+    encoded = pc.dictionary_encode(_arrow(values))
+    return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+
+
 def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patronymic: bool) -> np.ndarray:
     """Whether a name part is written otherwise than the reference has it, judged once per
     distinct (written, reference) pair. A registry that folds Kazakh letters is compared folded;
     a patronymic may change its gendered form (-ович / -ұлы) but not its father's name; Latin
     letters in a Cyrillic register are a spelling of their own."""
-    ea, eb = pc.dictionary_encode(_arrow(written)), pc.dictionary_encode(_arrow(theirs))
-    ca = ea.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    cb = eb.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    ca, da = _dictionary(written)
+    cb, db = _dictionary(theirs)
     both = (ca >= 0) & (cb >= 0)
     out = np.zeros(len(ca), bool)
     if not both.any():
         return out
-    va = np.asarray(ea.dictionary.to_pylist(), dtype=object)
-    vb = np.asarray(eb.dictionary.to_pylist(), dtype=object)
+    va = np.asarray(da.to_pylist(), dtype=object)
+    vb = np.asarray(db.to_pylist(), dtype=object)
 
     def differs(x: str, y: str) -> bool:
         x, y = str(x).strip(), str(y).strip()
@@ -287,7 +358,7 @@ def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patrony
 
     # most rows write the reference's very string: judged once per written value (the same
     # string differs from itself only as a patronymic in Latin letters)
-    b_as_a = pc.index_in(eb.dictionary, value_set=ea.dictionary).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    b_as_a = pc.index_in(db, value_set=da).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     same = both & (b_as_a[np.maximum(cb, 0)] == ca)
     if patronymic and same.any():
         values, at = np.unique(ca[same], return_inverse=True)
@@ -390,10 +461,11 @@ class RegionTally:
         """person -> the region most of their records give (a registry's wrong region is outvoted
         by the person's other records: their address, their animals, their children's births);
         on a tie the golden record's region when it is among the tied, else none; the golden
-        record's region for a person no record gives a region."""
-        out = self.golden.copy()
+        record's region for a person no record gives a region. Regions are held as categories
+        (one byte a person), as the reference holds them."""
         if not self.names:
-            return out
+            return self.golden.astype("category")
+        out = pd.Series(self.golden.to_numpy(dtype=object), index=self.golden.index, name=self.golden.name)
         names = np.asarray(self.names, dtype=object)
         golden = pd.Index(names).get_indexer(self.golden.to_numpy(dtype=object))
         voted = np.empty(len(out), dtype=object)
@@ -408,7 +480,7 @@ class RegionTally:
             voted[start:start + len(counts)] = np.where(golden_tops, names[np.maximum(mine, 0)],
                                                         np.where(alone, names[counts.argmax(axis=1)], None))
         out.iloc[np.flatnonzero(given)] = voted[given]
-        return out
+        return out.astype("category")
 
 
 def region_votes(pairs: pd.DataFrame, golden: pd.Series) -> pd.Series:
@@ -479,9 +551,13 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             if spec.code != POPULATION_REGISTER and alone.any() and len(ref.register_by_iin):
                 theirs = ref.register_by_iin.reindex(number[alone])
                 for column in (c for c in theirs.columns if c in golden.columns):
-                    golden.loc[golden.index[alone], column] = theirs[column].to_numpy()
+                    # a category column takes the register's names as text (they may be new to it)
+                    text = isinstance(golden[column].dtype, pd.CategoricalDtype)
+                    values = golden[column].to_numpy(dtype=object if text else None, copy=True)
+                    values[alone] = theirs[column].to_numpy(dtype=object if text else None)
+                    golden[column] = values
             flag("iin_unknown", present & valid & ~registered & ~known)
-            golden_number = iin_numbers(golden["iin"])
+            golden_number = golden["iin"].fillna(-1).to_numpy().astype(np.int64)
             # the record carries another IIN than the person it describes (mistyped, a relative's)
             flag("iin_differs", resolved & (number >= 0) & (golden_number >= 0) & (number != golden_number))
             # the IIN belongs to another resolved person (a relative's, copied onto this record)
@@ -495,9 +571,9 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             ask = valid & (number >= 0) & (registered if spec.code == POPULATION_REGISTER else ~registered)
             if "last_name" in parts and "first_name" in parts and ask.any():
                 rows = np.flatnonzero(ask)
-                key = _name_birth_key(parts["last_name"].to_numpy(dtype=object)[rows],
-                                      parts["first_name"].to_numpy(dtype=object)[rows],
-                                      _birth_key_of(clean.iloc[rows], roles, number[rows]))
+                key = ref.name_keys(parts["last_name"].to_numpy(dtype=object)[rows],
+                                    parts["first_name"].to_numpy(dtype=object)[rows],
+                                    _birth_key_of(clean.iloc[rows], roles, number[rows]))
                 index = ref.outside_by_name if spec.code == POPULATION_REGISTER else ref.register_by_name
                 other = np.full(n, -1, np.int64)
                 if len(index):

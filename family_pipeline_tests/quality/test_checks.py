@@ -216,6 +216,39 @@ def test_a_record_left_alone_by_resolution_is_compared_with_the_registers_record
     assert out.flagged["name_differs"] == ["ALONE"]
 
 
+def test_the_reference_holds_no_python_object_per_person():
+    """The reference is shared by the processes checking registries: its per-person columns are
+    numbers, dates and categories, its name-and-birth keys int64, and it judges as text would:
+    a name written in Latin letters keys as its Cyrillic form, a name no one has makes no key,
+    and a record left alone takes the register's names even where no person has them."""
+    from family_pipeline.quality.cross import NameBirthKeys
+
+    born = dt.date(1960, 3, 3)
+    register = pd.DataFrame({"iin": [IINS[2], IINS[3]], "iin_valid": [True, True], "last_name": ["Жұмабаев", "Ли"],
+                             "first_name": ["Серік", "Ан"], "patronymic": ["Асқарұлы", None], "birth_date": [born, born]})
+    persons = _persons([
+        {"person_id": 1, "iin": IINS[2], "last_name": "Жұмабаев", "first_name": "Сериик", "patronymic": "Асқарұлы",
+         "birth_date": born, "mentions": 1},
+        {"person_id": 2, "iin": IINS[3], "last_name": "Ли", "first_name": "Ан", "birth_date": born, "mentions": 4},
+    ])
+    ref = Reference(persons, register.iin, register)
+    for frame in (ref.golden, ref.register_by_iin, ref.region.to_frame()):
+        assert not any(dtype == object or pd.api.types.is_string_dtype(dtype) for dtype in frame.dtypes), frame.dtypes
+    assert ref.golden.iin.to_dict() == {1: int(IINS[2]), 2: int(IINS[3])}
+    for index in (ref.register_by_name.index, ref.outside_by_name.index):
+        assert index.dtype == np.int64
+    keys = ref.name_keys(["Zhumabaev", "Жұмабаев", "Жұмабаев", "Ким", None], ["Serik", "Серік", "Серік", "Серік", "Ан"],
+                         np.array([600303, 600303, 600304, 600303, 600303]))
+    assert keys[0] == keys[1] >= 0 and keys[2] == keys[1] + 1 and keys[3] == keys[4] == -1
+    # the register's record of IIN 2 is the reference of person 1, a record of one mention:
+    # its first name "Серік" no person carries, and the record writes it so
+    clean = _people([{"record_id": "ALONE", "iin": IINS[2], "last_name": "Жұмабаев", "first_name": "Серік",
+                      "patronymic": "Асқарұлы", "birth_date": born}])
+    assert "name_differs" not in population_register(_people_spec(), clean, _subjects(clean, [1]), ref).flagged
+    empty = NameBirthKeys([])
+    assert empty(["Ли"], ["Ан"], np.array([600303])).tolist() == [-1]
+
+
 def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
     golden = pd.Series(["KZ-11", "KZ-11", "KZ-75"], index=[1, 2, 3])
     pairs = pd.DataFrame({"person_id": [1, 1, 1, 2, 2, 3], "region": ["KZ-11", "KZ-75", "KZ-75", "KZ-11", "KZ-75", "KZ-75"]})
