@@ -229,7 +229,7 @@ class Reference:
             self.register_by_iin = pd.DataFrame()
         # persons the other registries know (two or more records) under an IIN the register lacks
         outside = np.flatnonzero(repeated)[~_member(numbers, self.register_iins) & (numbers >= 0)]
-        iins = persons["iin"].to_numpy(dtype=object)[outside]
+        iins = persons["iin"].iloc[outside].to_numpy(dtype=object)  # only theirs as text
         self.outside_by_name = _unique_index(self.name_keys.of_codes(last[outside], first[outside], person_birth[outside]),
                                              iins, valid_iin_mask(iins), person_birth[outside])
         #: a crosswalk too large to hold is read registry by registry from its file (a path)
