@@ -5,8 +5,14 @@ process starts warm.
 A step process otherwise spends most of its start-up importing the instance's storage modules
 (which the job's own imports do not pull in) and resolving the job from the definitions. Only
 classes are loaded here: no storage is opened, so no connection is shared across the fork.
+
+What it loaded is then frozen out of the garbage collector (``gc.freeze``, as Python's
+documentation advises before forking): otherwise a step's first collections walk the server's
+whole heap, and writing each object's GC header copies every page of it into the step process.
+That was 0.27 of the 0.32 s a step spent planning before its first line ran (110 steps a run).
 """
 
+import gc
 import importlib
 import os
 
@@ -39,3 +45,5 @@ def _instance_classes() -> None:
 _instance_classes()
 head_revision()  # what the instance's databases are checked against: read once, not per step
 build().resolve_all_job_defs()  # cached in the repository: the step processes find the jobs resolved
+gc.collect()
+gc.freeze()  # what the server loaded is never collected in the step processes (see the docstring)

@@ -82,6 +82,11 @@ def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_
         # second each here) is not measured rather than measured as nothing
         assert stage["peak_step_mb"] is None or 0 < stage["peak_step_mb"] < report["peak_memory_mb"]
         assert stage["rows_out"] > 0
+    # the run's process saw each step's events as they came, not one per 20 ms round
+    from dagster._core.executor import child_process_executor
+
+    from family_pipeline.execution import EVENT_POLL_SECONDS
+    assert child_process_executor.TICK == EVENT_POLL_SECONDS < 0.02
     by_stage = {s["stage"]: s for s in report["stages"]}
     # memory is sampled once a second: a step that lasts two samples is measured, and so is its
     # stage (the family steps take a few seconds on a slow machine, under one on a fast one)
@@ -155,3 +160,16 @@ def test_when_every_process_is_busy_the_path_to_the_benefits_goes_first_and_ware
     assert order[2] == "cross_registry_checks"  # the longest step beside the path, as soon as it can
     assert set(order[3:5]) == {"housing_queue_audit", "juror_longlists"}
     assert set(order[5:]) == {"warehouse__persons", "warehouse__family_features"}
+
+
+def test_the_warm_server_forks_its_steps_a_heap_the_collector_leaves_alone(tmp_path):
+    """The forkserver's imports are frozen out of the garbage collector: a step process that
+    walked them would copy every page of the server's heap into itself."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    frozen = subprocess.run([sys.executable, "-c", "import gc, family_pipeline.warm; print(gc.get_freeze_count())"],
+                            env=env, capture_output=True, text=True, check=True)
+    assert int(frozen.stdout.split()[-1]) > 100_000
