@@ -509,6 +509,32 @@ def region_follows(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, 
     return follows
 
 
+def _replaced(values: pd.Series, rows: np.ndarray, theirs: pd.Series) -> pd.Series:
+    """``values`` with ``theirs`` (one value per True of the mask ``rows``) in those rows. A
+    category column stays one: its codes are set, and names new to it become categories (a
+    column turned into Python strings cost more than the rest of a registry's checks)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        out = values.to_numpy(copy=True)
+        out[rows] = theirs.to_numpy()
+        return pd.Series(out, index=values.index, name=values.name)
+    new = theirs.to_numpy(dtype=object)
+    categories = values.cat.categories
+    unseen = pd.Index(pd.unique(new[pd.notna(new)])).difference(categories)
+    categories = categories.append(unseen) if len(unseen) else categories
+    codes = values.cat.codes.to_numpy(copy=True)
+    codes[rows] = categories.get_indexer(new)  # -1 (missing) where theirs is missing
+    return pd.Series(pd.Categorical.from_codes(codes, categories), index=values.index, name=values.name)
+
+
+def _differs(written: pd.Series, theirs: pd.Series) -> np.ndarray:
+    """Both given, and ``written`` is not ``theirs`` (a category column, compared through its codes)."""
+    if not isinstance(theirs.dtype, pd.CategoricalDtype):
+        return (written.notna() & theirs.notna() & (written != theirs)).fillna(False).to_numpy(dtype=bool)
+    codes = theirs.cat.codes.to_numpy()
+    as_theirs = theirs.cat.categories.get_indexer(written.to_numpy(dtype=object))
+    return written.notna().to_numpy() & (codes >= 0) & (as_theirs != codes)
+
+
 def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference,
                         follows: dict[str, str] | None = None) -> CheckOutcome:
     """The registry's rows against the population register and the resolved persons. A large
@@ -534,7 +560,7 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
                   *(("birth_date",) if "birth_date" in roles else ())}
         golden = ref.golden[[c for c in ref.golden.columns if c in wanted]].reindex(person.to_numpy())
         golden.index = clean.index
-        golden["region"] = ref.region.reindex(person.to_numpy()).to_numpy()
+        golden["region"] = ref.region.reindex(person.to_numpy()).array  # a category column stays one
         regions[group] = golden["region"]
         resolved = (person != UNRESOLVED).to_numpy()
         if "iin" in roles:
@@ -551,11 +577,7 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             if spec.code != POPULATION_REGISTER and alone.any() and len(ref.register_by_iin):
                 theirs = ref.register_by_iin.reindex(number[alone])
                 for column in (c for c in theirs.columns if c in golden.columns):
-                    # a category column takes the register's names as text (they may be new to it)
-                    text = isinstance(golden[column].dtype, pd.CategoricalDtype)
-                    values = golden[column].to_numpy(dtype=object if text else None, copy=True)
-                    values[alone] = theirs[column].to_numpy(dtype=object if text else None)
-                    golden[column] = values
+                    golden[column] = _replaced(golden[column], alone, theirs[column])
             flag("iin_unknown", present & valid & ~registered & ~known)
             golden_number = golden["iin"].fillna(-1).to_numpy().astype(np.int64)
             # the record carries another IIN than the person it describes (mistyped, a relative's)
@@ -596,14 +618,12 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             spelled |= _spelling_differs(values, golden[p], fold, p == "patronymic")
         flag("name_differs", spelled)
         if "region" in roles:
-            ra, rb = clean[roles["region"]], golden["region"]
-            flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
+            flag("region_differs", _differs(clean[roles["region"]], golden["region"]))
     # region columns no role ties to a person: compared with the person group they follow
     if follows is None:
         follows = region_follows(spec, clean, xref, ref)
     for column, group in follows.items():
-        ra, rb = clean[column], regions[group]
-        flag("region_differs", (ra.notna() & rb.notna() & (ra != rb)).fillna(False).to_numpy())
+        flag("region_differs", _differs(clean[column], regions[group]))
         out.details[f"{column}_follows"] = group
     ids = clean[spec.record_id]
     for reason in sorted(masks):

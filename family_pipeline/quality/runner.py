@@ -12,6 +12,7 @@ in the registries' order, so the results do not depend on which process finished
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 import signal
@@ -204,6 +205,9 @@ def check_registries(store: Lake, specs: Sequence[RegistrySpec], run_id: str,
         for spec in specs:
             yield spec, *_check_registry(store, run_id, spec)
         return
+    # the reference is out of the workers' collections: they never copy its pages to walk it
+    thawed = not gc.get_freeze_count()  # a step process forked from a warm server starts frozen
+    gc.freeze()
     pool, finished = worker_pool(processes), False
     try:
         results = pool.imap(functools.partial(_check_registry, store, run_id), specs)
@@ -215,6 +219,8 @@ def check_registries(store: Lake, specs: Sequence[RegistrySpec], run_id: str,
         if not finished:
             pool.terminate()
         pool.join()
+        if thawed:
+            gc.unfreeze()
 
 
 def worker_pool(processes: int):

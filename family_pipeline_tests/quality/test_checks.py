@@ -59,6 +59,9 @@ def test_single_registry_checks_flag_the_records_that_fail():
     assert _outcome(outcomes, "quarantine").flagged == {"out_of_range": ["R5"]}
     for name in ("value_sets", "ranges", "unique_keys", "row_count_drift", "freshness"):
         assert _outcome(outcomes, name).passed, name
+    # GX fingerprints no batch (an md5 over the whole frame, a third of the suites' time)
+    from great_expectations.execution_engine import pandas_execution_engine
+    assert pandas_execution_engine.HASH_THRESHOLD == 0
 
 
 def test_drift_freshness_and_escalation_to_error():
@@ -247,6 +250,20 @@ def test_the_reference_holds_no_python_object_per_person():
     assert "name_differs" not in population_register(_people_spec(), clean, _subjects(clean, [1]), ref).flagged
     empty = NameBirthKeys([])
     assert empty(["Ли"], ["Ан"], np.array([600303])).tolist() == [-1]
+
+
+def test_a_category_column_is_replaced_and_compared_through_its_codes_as_its_text_would_be():
+    from family_pipeline.quality.cross import _differs, _replaced
+
+    golden = pd.Series(["Ан", "Ли", None, "Ан"], dtype="category", index=[10, 11, 12, 13])
+    # rows 10 and 12 take the register's: a name new to the column, and a missing one
+    out = _replaced(golden, np.array([True, False, True, False]), pd.Series(["Серік", None]))
+    assert isinstance(out.dtype, pd.CategoricalDtype) and out.index.tolist() == [10, 11, 12, 13]
+    assert out.astype(object).where(out.notna(), None).tolist() == ["Серік", "Ли", None, "Ан"]
+    written = pd.Series(["Серік", "Ким", "Ли", None], index=out.index)
+    as_text = out.astype(object)
+    expected = (written.notna() & as_text.notna() & (written != as_text)).tolist()
+    assert _differs(written, out).tolist() == expected == [False, True, False, False]
 
 
 def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
