@@ -39,24 +39,31 @@ def is_valid_iin(value: str) -> bool:
 
 
 def check_digits_array(first11: np.ndarray) -> np.ndarray:
-    """Vectorised check digits for an (n, 11) int array; -1 where never issued."""
-    c = (first11 * W1).sum(axis=1) % 11
-    c2 = (first11 * W2).sum(axis=1) % 11
+    """Vectorised check digits for an (n, 11) int array of digits; -1 where never issued. The
+    weighted sums (at most 594) are taken in int16, as one matrix product per weighting."""
+    digits = np.asarray(first11).astype(np.int16, copy=False)
+    c = digits @ _W1_16 % 11
+    c2 = digits @ _W2_16 % 11
     out = np.where(c == 10, c2, c)
     return np.where(out == 10, -1, out)
 
 
+_W1_16, _W2_16 = W1.astype(np.int16), W2.astype(np.int16)
+
+
 def digits_matrix(values: pa.Array | np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 12) digit matrix and a mask of values that are exactly 12 ASCII digits."""
+    """(n, 12) int8 digit matrix (zeros where a value is not exactly 12 ASCII digits) and a mask
+    of the values that are."""
     arr = pa.array(values, type=pa.string()) if not isinstance(values, pa.Array) else values.cast(pa.string())
-    ok = pc.fill_null(pc.and_(pc.equal(pc.utf8_length(arr), 12), pc.utf8_is_digit(arr)), False)
+    # twelve bytes, each an ASCII digit (utf8_is_digit takes any script's digits: "１２…")
+    ok = pc.fill_null(pc.and_(pc.equal(pc.binary_length(arr), 12), pc.ascii_is_decimal(arr)), False)
     ok_np = ok.to_numpy(zero_copy_only=False)
-    filled = pc.if_else(ok, arr, pa.scalar("000000000000")).cast(pa.large_string())
-    raw = np.frombuffer(filled.buffers()[2], dtype=np.uint8, count=12 * len(filled), offset=0)
-    # offsets are regular (every value is 12 bytes) once invalid ones are replaced
-    start = filled.offset * 12
-    mat = raw[start : start + 12 * len(filled)].reshape(-1, 12).astype(np.int64) - 48
-    return mat, ok_np
+    if len(arr) == 0:
+        return np.zeros((0, 12), np.int8), ok_np
+    # every value 12 bytes once the others are replaced: a fixed-size binary, one byte per digit
+    filled = pc.if_else(ok, arr, pa.scalar("000000000000")).cast(pa.binary(12))
+    raw = np.frombuffer(filled.buffers()[1], dtype=np.int8, count=12 * (filled.offset + len(filled)))
+    return raw[12 * filled.offset:].reshape(-1, 12) - 48, ok_np
 
 
 def valid_iin_mask(values) -> np.ndarray:

@@ -44,6 +44,17 @@ def test_vectorised_mask_agrees_with_scalar():
     assert mask.tolist() == [True, True, True, False, False, False, False, False, False]
 
 
+def test_only_ascii_digits_are_iin_digits_and_a_slice_reads_its_own_rows():
+    import pyarrow as pa
+
+    # the first valid IIN in full-width and in Arabic-Indic digits: twelve digits, not twelve bytes
+    other_scripts = ["".join(chr(0xFF10 + int(c)) for c in VALID[0]), "".join(chr(0x0660 + int(c)) for c in VALID[0])]
+    assert valid_iin_mask(other_scripts + VALID[:1]).tolist() == [False, False, True]
+    values = pa.array(INVALID + VALID + [None])
+    for start in range(len(values)):
+        assert valid_iin_mask(values.slice(start)).tolist() == [v in VALID for v in values.to_pylist()[start:]]
+
+
 def test_generated_iins_are_valid_unique_and_encode_birth_and_sex():
     rng = np.random.default_rng(0)
     n = 20_000
