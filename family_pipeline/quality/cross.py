@@ -531,8 +531,8 @@ def _differs(written: pd.Series, theirs: pd.Series) -> np.ndarray:
     if not isinstance(theirs.dtype, pd.CategoricalDtype):
         return (written.notna() & theirs.notna() & (written != theirs)).fillna(False).to_numpy(dtype=bool)
     codes = theirs.cat.codes.to_numpy()
-    as_theirs = theirs.cat.categories.get_indexer(written.to_numpy(dtype=object))
-    return written.notna().to_numpy() & (codes >= 0) & (as_theirs != codes)
+    as_theirs = pc.index_in(_arrow(written), value_set=_arrow(theirs.cat.categories.to_numpy(dtype=object)))
+    return written.notna().to_numpy() & (codes >= 0) & (as_theirs.fill_null(-1).to_numpy(zero_copy_only=False) != codes)
 
 
 def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference,
@@ -593,8 +593,8 @@ def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFr
             ask = valid & (number >= 0) & (registered if spec.code == POPULATION_REGISTER else ~registered)
             if "last_name" in parts and "first_name" in parts and ask.any():
                 rows = np.flatnonzero(ask)
-                key = ref.name_keys(parts["last_name"].to_numpy(dtype=object)[rows],
-                                    parts["first_name"].to_numpy(dtype=object)[rows],
+                key = ref.name_keys(parts["last_name"].iloc[rows].to_numpy(dtype=object),  # only theirs as text
+                                    parts["first_name"].iloc[rows].to_numpy(dtype=object),
                                     _birth_key_of(clean.iloc[rows], roles, number[rows]))
                 index = ref.outside_by_name if spec.code == POPULATION_REGISTER else ref.register_by_name
                 other = np.full(n, -1, np.int64)
