@@ -33,7 +33,6 @@ DRIFT_WARN, DRIFT_ERROR = 0.20, 0.50
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX marks every pandas batch under HASH_THRESHOLD bytes (1 GB) with an md5 of
