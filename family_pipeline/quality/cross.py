@@ -342,6 +342,13 @@ def _spelling_differs(written: pd.Series, theirs: pd.Series, fold: bool, patrony
     out = np.zeros(len(ca), bool)
     if not both.any():
         return out
+    if not fold and not patronymic:
+        # the texts differ once trimmed: both dictionaries trimmed and numbered together, in Arrow
+        trimmed = pc.dictionary_encode(pc.utf8_trim_whitespace(pa.concat_arrays([da, db]))).indices
+        ids = trimmed.to_numpy(zero_copy_only=False)
+        ids_a, ids_b = ids[:len(da)], ids[len(da):]
+        out[both] = ids_a[ca[both]] != ids_b[cb[both]]
+        return out
     va = np.asarray(da.to_pylist(), dtype=object)
     vb = np.asarray(db.to_pylist(), dtype=object)
 

@@ -266,6 +266,16 @@ def test_a_category_column_is_replaced_and_compared_through_its_codes_as_its_tex
     assert _differs(written, out).tolist() == expected == [False, True, False, False]
 
 
+def test_a_name_differs_when_its_trimmed_text_does_whatever_the_columns_dtypes():
+    from family_pipeline.quality.cross import _spelling_differs
+
+    written = pd.Series(["Ли ", "Ким", None, "Пак", "Ли"])
+    theirs = ["Ли", "Ли", "Ли", None, " Ли"]
+    for reference in (pd.Series(theirs), pd.Series(theirs, dtype="category"), pd.Series(theirs, dtype=object)):
+        assert _spelling_differs(written, reference, fold=False, patronymic=False).tolist() == \
+            [False, True, False, False, False]
+
+
 def test_a_region_is_judged_against_the_region_a_persons_records_agree_on():
     golden = pd.Series(["KZ-11", "KZ-11", "KZ-75"], index=[1, 2, 3])
     pairs = pd.DataFrame({"person_id": [1, 1, 1, 2, 2, 3], "region": ["KZ-11", "KZ-75", "KZ-75", "KZ-11", "KZ-75", "KZ-75"]})
