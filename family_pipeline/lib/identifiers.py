@@ -13,8 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-W1 = np.arange(1, 12, dtype=np.int64)
-W2 = np.array([3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2], dtype=np.int64)
+#: the check digit's two weightings (int16: a weighted sum of 11 digits is at most 594)
+W1 = np.arange(1, 12, dtype=np.int16)
+W2 = np.array([3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2], dtype=np.int16)
 
 #: 7th digit -> (century start, sex)
 CENTURY_SEX = {1: (1800, "M"), 2: (1800, "F"), 3: (1900, "M"), 4: (1900, "F"), 5: (2000, "M"), 6: (2000, "F")}
@@ -42,13 +43,10 @@ def check_digits_array(first11: np.ndarray) -> np.ndarray:
     """Vectorised check digits for an (n, 11) int array of digits; -1 where never issued. The
     weighted sums (at most 594) are taken in int16, as one matrix product per weighting."""
     digits = np.asarray(first11).astype(np.int16, copy=False)
-    c = digits @ _W1_16 % 11
-    c2 = digits @ _W2_16 % 11
+    c = digits @ W1 % 11
+    c2 = digits @ W2 % 11
     out = np.where(c == 10, c2, c)
     return np.where(out == 10, -1, out)
-
-
-_W1_16, _W2_16 = W1.astype(np.int16), W2.astype(np.int16)
 
 
 def digits_matrix(values: pa.Array | np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:

@@ -537,9 +537,9 @@ def _differs(written: pd.Series, theirs: pd.Series) -> np.ndarray:
     """Both given, and ``written`` is not ``theirs`` (a category column, compared through its codes)."""
     if not isinstance(theirs.dtype, pd.CategoricalDtype):
         return (written.notna() & theirs.notna() & (written != theirs)).fillna(False).to_numpy(dtype=bool)
-    codes = theirs.cat.codes.to_numpy()
-    as_theirs = pc.index_in(_arrow(written), value_set=_arrow(theirs.cat.categories.to_numpy(dtype=object)))
-    return written.notna().to_numpy() & (codes >= 0) & (as_theirs.fill_null(-1).to_numpy(zero_copy_only=False) != codes)
+    codes, categories = _dictionary(theirs)
+    as_theirs = pc.index_in(_arrow(written), value_set=categories).fill_null(-1).to_numpy(zero_copy_only=False)
+    return written.notna().to_numpy() & (codes >= 0) & (as_theirs != codes)
 
 
 def population_register(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, ref: Reference,
