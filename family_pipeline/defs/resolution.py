@@ -28,7 +28,7 @@ from family_pipeline.resolution.blocking import sorted_unique
 from family_pipeline.resolution.golden import (
     PersonIds,
     folding_registries,
-    golden_finish,
+    golden_slices,
     golden_table,
     golden_votes,
 )
@@ -197,17 +197,26 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(model_fit.to_dict(), indent=1, sort_keys=True) + "\n")
     if len(np.unique(cluster_pid)) == n_clusters:  # the votes of a cluster are its person's
-        persons = golden_finish(votes_job.result() if votes_job is not None else
-                                golden_votes(mentions, cluster, n_clusters, folding), cluster_pid)
+        votes = votes_job.result() if votes_job is not None else golden_votes(mentions, cluster, n_clusters, folding)
+        del cluster
+        persons = golden_slices(votes, cluster_pid)  # written a slice of persons at a time
     else:  # two clusters share an id, and are one person: voted on the person ids
         if votes_job is not None:
             votes_job.result()
-        persons = golden_table(mentions, cluster_pid[cluster], folding)
+        persons = iter([golden_table(mentions, cluster_pid[cluster], folding)])
+        del cluster
     if voter is not None:
         voter.shutdown()
-    del votes_job, voter, cluster_pid, cluster
-    counts.update({"persons": persons.num_rows, "alive": int(pc.sum(persons.column("alive")).as_py() or 0)})
-    paths[PERSONS] = store.write(GROUP, "persons", persons)
+    del votes_job, voter, cluster_pid
+    counts.update({"persons": 0, "alive": 0})
+
+    def counted(slices):
+        for part in slices:
+            counts["persons"] += part.num_rows
+            counts["alive"] += int(pc.sum(part.column("alive")).as_py() or 0)
+            yield part
+
+    paths[PERSONS] = write_slices(store.table(GROUP, "persons"), counted(persons))
     del persons, mentions
     phases["golden_records"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     seconds = round(time.perf_counter() - t0, 2)

@@ -651,6 +651,7 @@ def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(linke
         cluster_person_ids,
         folding_registries,
         golden_finish,
+        golden_slices,
         golden_votes,
     )
 
@@ -666,3 +667,8 @@ def test_golden_records_voted_by_ranges_of_persons_are_those_voted_at_once(linke
         by_ranges = golden_finish(golden_votes(mentions, cluster, n, folding, part_rows=rows), ids)
         assert by_ranges.equals(at_once)
     assert not list(path.parent.glob("golden-votes-*"))  # the ranges' files are gone
+    # made a slice of persons at a time (as a national table is written): the same records,
+    # IINs disputed across slices included
+    slices = list(golden_slices(golden_votes(mentions, cluster, n, folding), ids, rows=1000))
+    assert len(slices) == -(-n // 1000) and all(s.num_rows == 1000 for s in slices[:-1])
+    assert pa.concat_tables(slices).equals(at_once)
