@@ -54,7 +54,7 @@ SCORE_CHUNK = 4_000_000
 
 @dataclass
 class LinkResult:
-    #: cluster id per input row (0..k-1, numbered in order of first appearance)
+    #: cluster id per input row (0..k-1, numbered in order of first appearance; int32 below 2^31 clusters)
     cluster: np.ndarray
     #: how sure the row's link into its cluster is (1.0 for a cluster of one signature)
     probability: np.ndarray
@@ -83,9 +83,10 @@ def _blocking_table(sig: dict, vocab: dict) -> dict:
     year = np.where(has, years - first_year, -1)
     days = np.where(has, days - first_day, -1)
     ids = vocab["national_id"]
+    ids = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
     # the first six characters of each id (its birth date, for an IIN), cut in Arrow: no Python
     # string per id (28M at 20M persons)
-    prefix_codes = dictionary_codes(pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, 6))[0] if len(ids) else None
+    prefix_codes = dictionary_codes(pc.utf8_slice_codeunits(ids, 0, 6))[0] if len(ids) else None
     prefix = np.where(sig["national_id"] >= 0, prefix_codes[np.maximum(sig["national_id"], 0)] if len(ids) else -1, -1)
     lo = np.minimum(sig["last_name"], sig["first_name"])
     hi = np.maximum(sig["last_name"], sig["first_name"])
@@ -283,12 +284,13 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
     np.maximum.at(best, j[same], p[same])
     sizes = np.bincount(labels)
     best[sizes[labels] == 1] = 1.0
-    # clusters numbered by their first input row
+    # clusters numbered by their first input row: the earliest first row of their signatures
     first_of_cluster = np.full(labels.max() + 1 if n_sig else 0, len(records), np.int64)
-    np.minimum.at(first_of_cluster, labels[row_sig], np.arange(len(records)))
-    rank = np.empty_like(first_of_cluster)
+    np.minimum.at(first_of_cluster, labels, first_row)
+    # a cluster per input row (270M at 20M persons) in int32 while the clusters' count fits
+    rank = np.empty(len(first_of_cluster), np.int32 if len(first_of_cluster) <= np.iinfo(np.int32).max else np.int64)
     rank[np.argsort(first_of_cluster, kind="stable")] = np.arange(len(first_of_cluster))
-    row_cluster = rank[labels[row_sig]]
+    row_cluster = rank[labels][row_sig]
     stats["clusters"] = int(len(first_of_cluster))
     pairs = pd.DataFrame({"signature_a": i, "signature_b": j, "row_a": first_row[i], "row_b": first_row[j],
                           "probability": p, "linked": same,
