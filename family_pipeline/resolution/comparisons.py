@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -24,6 +25,11 @@ FIELDS = tuple(LEVELS)
 CLOSE, SIMILAR = 0.92, 0.80
 
 
+def _texts(keys: np.ndarray | pa.Array, codes: np.ndarray) -> list:
+    """keys[codes] as Python strings (the keys a numpy or an Arrow array)."""
+    return keys.take(pa.array(codes)).to_pylist() if isinstance(keys, pa.Array) else keys[codes].tolist()
+
+
 def _similarity(keys: np.ndarray, a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
     """Score of keys[a] against keys[b] (symmetric scorers), each distinct pair of codes once."""
     if len(a) == 0:
@@ -31,7 +37,7 @@ def _similarity(keys: np.ndarray, a: np.ndarray, b: np.ndarray, scorer) -> np.nd
     lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
     inverse, distinct = pd.factorize(lo * (len(keys) + 1) + hi)
     ua, ub = distinct // (len(keys) + 1), distinct % (len(keys) + 1)
-    scores = process.cpdist(keys[ua].tolist(), keys[ub].tolist(), scorer=scorer, workers=-1)  # every core
+    scores = process.cpdist(_texts(keys, ua), _texts(keys, ub), scorer=scorer, workers=-1)  # every core
     return np.asarray(scores, float)[inverse]
 
 
