@@ -149,7 +149,7 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resolution-writer")
     pairs = result.pairs
     candidates_job = writer.submit(write_columns, store.table(GROUP, "person_candidate_pairs"),
-                                   {c: pairs[c].to_numpy() for c in pairs.columns if c not in ("row_a", "row_b")})
+                                   {c: pairs[c].to_numpy() for c in pairs.columns})
     # person ids and the crosswalk a slice of mentions at a time (``PersonIds``): the mentions'
     # IINs and keys are never all in memory
     ids = PersonIds(result.cluster)
@@ -159,14 +159,14 @@ def resolve_persons(context: dg.AssetExecutionContext, config: LinkageConfig, la
     probability = pairs.probability.to_numpy()
     band = (probability >= config.review_low) & (probability < config.review_high)
     review = pairs[band]
-    review_rows = {side: review[f"row_{side}"].to_numpy() for side in ("a", "b")}
+    review_rows = {side: result.first_row[review[f"signature_{side}"].to_numpy()] for side in ("a", "b")}
     shown = sorted_unique(np.concatenate(list(review_rows.values())))  # rows whose keys the review shows
     shown_keys: list[pa.Table] = []
     paths = {XREF: write_slices(store.table(GROUP, "person_xref"),
                                 _xref_slices(mentions, ids, result, shown, shown_keys))}
     cluster_pid = ids.values
     keys = pa.concat_tables(shown_keys)
-    review_columns = {c: review[c].to_numpy() for c in review.columns if c not in ("row_a", "row_b")}
+    review_columns = {c: review[c].to_numpy() for c in review.columns}
     for side, rows in review_rows.items():
         at = pa.array(np.searchsorted(shown, rows))
         for k in PersonIds.KEY_COLUMNS:

@@ -60,10 +60,13 @@ class LinkResult:
     probability: np.ndarray
     #: signature (distinct normalised record) per input row
     signature: np.ndarray
-    #: scored candidate pairs of signatures, with a representative input row of each side
+    #: scored candidate pairs of signatures (``first_row`` gives a representative input row of
+    #: each side: two int32 columns of the pairs' length not held beside them)
     pairs: pd.DataFrame
     model: FellegiSunter
     stats: dict = field(default_factory=dict)
+    #: first input row of each signature
+    first_row: np.ndarray | None = None
 
 
 #: a DataFrame, an Arrow table, or anything with ``column_names``, a length and ``slices``
@@ -251,6 +254,7 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
         # random pairs, so the prior must describe random pairs too
         all_pairs = n_sig * (n_sig - 1) / 2
         model.prior = float(min(max(model.prior * len(i) / max(all_pairs, 1), 1e-12), 0.5))
+        del em_levels, random_levels  # the patterns' index per pair: 4 bytes a candidate, not kept to the end
     clock.lap("estimate")
     p = _scores(model, sig, levels, i)
     clock.lap("score")
@@ -292,11 +296,11 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
     rank[np.argsort(first_of_cluster, kind="stable")] = np.arange(len(first_of_cluster))
     row_cluster = rank[labels][row_sig]
     stats["clusters"] = int(len(first_of_cluster))
-    pairs = pd.DataFrame({"signature_a": i, "signature_b": j, "row_a": first_row[i], "row_b": first_row[j],
-                          "probability": p, "linked": same,
+    pairs = pd.DataFrame({"signature_a": i, "signature_b": j, "probability": p, "linked": same,
                           **{f"level_{f}": levels[f] for f in FIELDS}}, copy=False)  # the arrays, not a copy
     lo, hi = review_band
     stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
     clock.lap("output")
     stats["profile"] = clock.laps
-    return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model, stats=stats)
+    return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model,
+                      stats=stats, first_row=first_row)
