@@ -17,8 +17,10 @@ it is stable by construction.
 from __future__ import annotations
 
 import functools
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -288,29 +290,49 @@ def pairs_within(groups: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, 
     skipped = int(sizes[sizes > cap].sum())
     usable = (size_of >= 2) & (size_of <= cap)
     active = np.flatnonzero(usable & (pos + 1 < size_of))
-    out_i, out_j = [], []
-    k = 1
+    # every round written into the two sides in place (37M pairs in one pass at 5M persons: the
+    # rounds, their concatenation and the sides ordered again were three copies of them). A
+    # block's rows are in row order (a stable sort), so the earlier row is always i
+    kept = sizes[(sizes >= 2) & (sizes <= cap)].astype(np.int64)
+    i = np.empty(int((kept * (kept - 1) // 2).sum()), np.int64)
+    j = np.empty(len(i), np.int64)
+    at, k = 0, 1
     while len(active):
-        out_i.append(idx[active])
-        out_j.append(idx[active + k])
+        np.take(idx, active, out=i[at: at + len(active)])
+        np.take(idx, active + k, out=j[at: at + len(active)])
+        at += len(active)
         k += 1
         active = active[pos[active] + k < size_of[active]]
-    if not out_i:
-        empty = np.empty(0, np.int64)
-        return empty, empty, skipped
-    i, j = np.concatenate(out_i), np.concatenate(out_j)
-    return np.minimum(i, j), np.maximum(i, j), skipped
+    return i, j, skipped
 
 
 def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) -> tuple[np.ndarray, np.ndarray, dict]:
     """Distinct candidate pairs over every pass, sorted (int32 sides below 2^31 records); and
     per-pass statistics.
 
-    Each pass's pairs are packed into one int64 (``i * n + j``) and copied into one array as the
-    pass ends; the union is sorted and made distinct in place, so at national size (200M pairs
-    at 5M persons) the pairs are held about twice, not four times."""
+    Each pass's pairs are packed into one int64 (``i * n + j``) and written to a temporary file
+    as the pass ends, so the passes that follow do not hold them; the union is read back into
+    one array, sorted and made distinct in place: the pairs are held once, beside one pass's."""
     n = len(next(iter(table.values())))
-    chunks, stats = [], {}
+    with tempfile.TemporaryDirectory(prefix="blocking-") as spill:
+        codes, stats = _passes_union(table, passes, n, Path(spill))
+    codes = sorted_unique(codes, in_place=True)
+    stats["distinct_pairs"] = int(len(codes))
+    # unpacked a slice at a time into int32 sides: 8 bytes a pair held, 16 at the moment of it
+    side = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+    i, j = np.empty(len(codes), side), np.empty(len(codes), side)
+    for at in range(0, len(codes), _UNPACK_SLICE):
+        part = codes[at: at + _UNPACK_SLICE]
+        i[at: at + len(part)], j[at: at + len(part)] = np.divmod(part, n)
+    del codes
+    return i, j, stats
+
+
+def _passes_union(table: dict[str, np.ndarray], passes: list[BlockingPass], n: int,
+                  spill: Path) -> tuple[np.ndarray, dict]:
+    """Every pass's pairs packed (``i * n + j``), one after another in one array (each pass
+    written to ``spill`` as it ends and read back at the end); per-pass statistics."""
+    files, stats = [], {}
     for p in passes:
         groups = combine_keys([table[c] for c in p.columns])
         if p.one_per is not None:
@@ -326,27 +348,20 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
         i *= n
         i += j
         del j
-        chunks.append(i)
+        files.append(spill / f"pass{len(files)}.npy")
+        np.save(files[-1], i.astype(np.int64, copy=False))
+        stats[p.name] = {"pairs": int(len(i)), "records_in_skipped_blocks": skipped}
         del i
-        stats[p.name] = {"pairs": int(len(chunks[-1])), "records_in_skipped_blocks": skipped}
         release_free_memory()
-    codes = np.empty(sum(len(c) for c in chunks), np.int64)
+    codes = np.empty(sum(v["pairs"] for v in stats.values()), np.int64)
     at = 0
-    while chunks:
-        chunk = chunks.pop(0)
+    for path in files:
+        chunk = np.load(path, mmap_mode="r")
         codes[at: at + len(chunk)] = chunk
         at += len(chunk)
         del chunk
-    codes = sorted_unique(codes, in_place=True)
-    stats["distinct_pairs"] = int(len(codes))
-    # unpacked a slice at a time into int32 sides: 8 bytes a pair held, 16 at the moment of it
-    side = np.int32 if n <= np.iinfo(np.int32).max else np.int64
-    i, j = np.empty(len(codes), side), np.empty(len(codes), side)
-    for at in range(0, len(codes), _UNPACK_SLICE):
-        part = codes[at: at + _UNPACK_SLICE]
-        i[at: at + len(part)], j[at: at + len(part)] = np.divmod(part, n)
-    del codes
-    return i, j, stats
+        path.unlink()
+    return codes, stats
 
 
 def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
