@@ -17,6 +17,7 @@ it is stable by construction.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -273,29 +274,39 @@ def combine_keys(columns: list[np.ndarray]) -> np.ndarray:
 def pairs_within(groups: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, int]:
     """All pairs (i < j) of rows sharing a group code (>= 0) in blocks of 2..cap rows.
 
-    Returns (i, j, rows in skipped oversized blocks). Vectorised by offset: the k-th round pairs
-    every row with the row k places after it in its block.
+    Returns (i, j, rows in skipped oversized blocks), the sides in int32 below 2^31 rows.
+    Vectorised by offset: the k-th round pairs every row with the row k places after it in its
+    block.
     """
+    # rows, positions and block sizes in int32 below 2^31 rows: six arrays of the rows in a pass
+    # (19M signatures with an id at 5M persons), held while its pairs are written
+    small = np.int32 if len(groups) <= np.iinfo(np.int32).max else np.int64
     idx = np.flatnonzero(groups >= 0)
     g = groups[idx]
     order = group_order(g)
-    idx, g = idx[order], g[order]
+    g = g[order]
+    idx = idx[order].astype(small)
+    del order
     if len(g) == 0:
-        empty = np.empty(0, np.int64)
+        empty = np.empty(0, small)
         return empty, empty, 0
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    sizes = np.diff(np.r_[starts, len(g)])
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]).astype(small)
+    del g
+    sizes = np.diff(np.r_[starts, small(len(idx))])
     size_of = np.repeat(sizes, sizes)
-    pos = np.arange(len(g)) - np.repeat(starts, sizes)
-    skipped = int(sizes[sizes > cap].sum())
+    pos = np.arange(len(idx), dtype=small)
+    pos -= np.repeat(starts, sizes)
+    skipped = int(sizes[sizes > cap].sum(dtype=np.int64))
     usable = (size_of >= 2) & (size_of <= cap)
-    active = np.flatnonzero(usable & (pos + 1 < size_of))
+    usable &= pos + 1 < size_of
+    active = np.flatnonzero(usable).astype(small)
+    del usable
     # every round written into the two sides in place (37M pairs in one pass at 5M persons: the
     # rounds, their concatenation and the sides ordered again were three copies of them). A
     # block's rows are in row order (a stable sort), so the earlier row is always i
     kept = sizes[(sizes >= 2) & (sizes <= cap)].astype(np.int64)
-    i = np.empty(int((kept * (kept - 1) // 2).sum()), np.int64)
-    j = np.empty(len(i), np.int64)
+    i = np.empty(int((kept * (kept - 1) // 2).sum()), small)
+    j = np.empty(len(i), small)
     at, k = 0, 1
     while len(active):
         np.take(idx, active, out=i[at: at + len(active)])
@@ -306,7 +317,7 @@ def pairs_within(groups: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, 
     return i, j, skipped
 
 
-def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) -> tuple[np.ndarray, np.ndarray, dict]:
+def candidate_pairs(table: Mapping[str, np.ndarray], passes: list[BlockingPass]) -> tuple[np.ndarray, np.ndarray, dict]:
     """Distinct candidate pairs over every pass, sorted (int32 sides below 2^31 records); and
     per-pass statistics.
 
@@ -328,7 +339,7 @@ def candidate_pairs(table: dict[str, np.ndarray], passes: list[BlockingPass]) ->
     return i, j, stats
 
 
-def _passes_union(table: dict[str, np.ndarray], passes: list[BlockingPass], n: int,
+def _passes_union(table: Mapping[str, np.ndarray], passes: list[BlockingPass], n: int,
                   spill: Path) -> tuple[np.ndarray, dict]:
     """Every pass's pairs packed (``i * n + j``), one after another in one array (each pass
     written to ``spill`` as it ends and read back at the end); per-pass statistics."""
@@ -345,13 +356,15 @@ def _passes_union(table: dict[str, np.ndarray], passes: list[BlockingPass], n: i
                 keep |= (table[f][i] < 0) | (table[f][j] < 0)
             i, j = i[keep], j[keep]
             del keep
-        i *= n
-        i += j
+        codes = i.astype(np.int64)
+        del i
+        codes *= n
+        codes += j
         del j
         files.append(spill / f"pass{len(files)}.npy")
-        np.save(files[-1], i.astype(np.int64, copy=False))
-        stats[p.name] = {"pairs": int(len(i)), "records_in_skipped_blocks": skipped}
-        del i
+        np.save(files[-1], codes)
+        stats[p.name] = {"pairs": int(len(codes)), "records_in_skipped_blocks": skipped}
+        del codes
         release_free_memory()
     codes = np.empty(sum(v["pairs"] for v in stats.values()), np.int64)
     at = 0

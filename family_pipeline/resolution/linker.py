@@ -74,29 +74,60 @@ class LinkResult:
 Records = pd.DataFrame | pa.Table
 
 
-def _blocking_table(sig: dict, vocab: dict) -> dict:
-    """Blocking keys per signature: integer codes, negative where missing. Dates and years count
-    from the earliest one present (a date before 1970 is a negative day number, and as a key it
-    would read as missing: everyone born before 1970 left out of the passes on birth dates)."""
-    days = sig["birth_date"]
-    has = days != NO_DATE
-    first_day = int(days[has].min()) if has.any() else 0
-    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
-    first_year = int(years[has].min()) if has.any() else 0
-    year = np.where(has, years - first_year, -1)
-    days = np.where(has, days - first_day, -1)
-    ids = vocab["national_id"]
-    ids = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
-    # the first six characters of each id (its birth date, for an IIN), cut in Arrow: no Python
-    # string per id (28M at 20M persons)
-    prefix_codes = dictionary_codes(pc.utf8_slice_codeunits(ids, 0, 6))[0] if len(ids) else None
-    prefix = np.where(sig["national_id"] >= 0, prefix_codes[np.maximum(sig["national_id"], 0)] if len(ids) else -1, -1)
-    lo = np.minimum(sig["last_name"], sig["first_name"])
-    hi = np.maximum(sig["last_name"], sig["first_name"])
-    keys = {"national_id": sig["national_id"], "birth_date": days, "last_name": sig["last_name"],
-            "first_name": sig["first_name"], "patronymic": sig["patronymic"], "birth_year": year,
-            "name_lo": np.where(lo >= 0, lo, -1), "name_hi": np.where(lo >= 0, hi, -1), "id_prefix": prefix}
-    return {k: v.astype(np.int32, copy=False) for k, v in keys.items()}  # codes and day counts fit
+class _BlockingKeys(Mapping):
+    """Blocking keys per signature (int32 codes, negative where missing), each made when a pass
+    asks for it and let go when the pass is done: held together, the five made for the passes
+    and their temporaries were kept through every pass (265 MB at 1M persons, more than the
+    national-id pass's own pairs at their peak). Dates and years count from the earliest one
+    present (a date before 1970 is a negative day number, and as a key it would read as missing:
+    everyone born before 1970 left out of the passes on birth dates)."""
+
+    KEYS = ("national_id", "birth_date", "last_name", "first_name", "patronymic", "birth_year",
+            "name_lo", "name_hi", "id_prefix")
+
+    def __init__(self, sig: dict, vocab: dict) -> None:
+        self._sig = sig
+        self._ids = vocab["national_id"]
+        days = sig["birth_date"]
+        self._has = days != NO_DATE
+        self._first_day = int(days[self._has].min()) if self._has.any() else 0
+        self._first_year = int(days[self._has].min().astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)) \
+            if self._has.any() else 0
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __iter__(self):
+        return iter(self.KEYS)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        sig, has = self._sig, self._has
+        if key in ("national_id", "last_name", "first_name", "patronymic"):
+            out = sig[key]
+        elif key == "birth_date":
+            out = np.where(has, sig["birth_date"] - self._first_day, -1)
+        elif key == "birth_year":
+            years = sig["birth_date"].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+            out = np.where(has, years - self._first_year, -1)
+        elif key in ("name_lo", "name_hi"):
+            last, first = sig["last_name"], sig["first_name"]
+            lo = np.minimum(last, first)
+            out = np.where(lo >= 0, lo if key == "name_lo" else np.maximum(last, first), -1)
+        elif key == "id_prefix":
+            out = self._id_prefix()
+        else:
+            raise KeyError(key)
+        return out.astype(np.int32, copy=False)  # codes and day counts fit
+
+    def _id_prefix(self) -> np.ndarray:
+        """The first six characters of each id (its birth date, for an IIN), cut in Arrow: no
+        Python string per id (28M at 20M persons)."""
+        national_id = self._sig["national_id"]
+        ids = self._ids if isinstance(self._ids, pa.Array) else pa.array(self._ids, pa.string())
+        if not len(ids):
+            return np.full(len(national_id), -1, np.int32)
+        prefix_codes = dictionary_codes(pc.utf8_slice_codeunits(ids, 0, 6))[0]
+        return np.where(national_id >= 0, prefix_codes[np.maximum(national_id, 0)], -1)
 
 
 def _agreeing_pairs(sig: dict) -> dict[str, tuple[float, float]]:
@@ -238,7 +269,7 @@ def _link_encoded(encoded: Encoded, n_records: int, clock: _Clock, *, threshold:
     del encoded
     n_sig = len(support)
     stats: dict = {"records": int(n_records), "signatures": int(n_sig)}
-    i, j, block_stats = candidate_pairs(_blocking_table(sig, vocab), passes or DEFAULT_PASSES)
+    i, j, block_stats = candidate_pairs(_BlockingKeys(sig, vocab), passes or DEFAULT_PASSES)
     stats["blocking"] = block_stats
     stats["candidate_pairs"] = int(len(i))
     clock.lap("blocking")
