@@ -58,25 +58,35 @@ class ParquetColumns:
     def slices(self, columns: list[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
         """(first row, table of ``columns``) for consecutive slices of ``rows`` rows (the last
         may be shorter), read as the file is read, whatever its row groups: a national table
-        costs one slice's memory. Columns of ``encoded`` come dictionary-encoded, with the
-        dictionary of their slice."""
+        costs one slice's memory and a row group's. Columns of ``encoded`` come
+        dictionary-encoded, with the dictionary of their slice.
+
+        The file is read a row group at a time, each cut where a slice ends: Arrow's batch
+        reader (``iter_batches``) held more and more of what it had read, the 67M mentions at
+        5M persons 0.27 GB after the first 2M rows and 1.2 GB at the end."""
         wanted = [c for c in columns if c not in self.schema.names]
         if wanted:
             raise KeyError(wanted)
         source = pq.ParquetFile(self.path, read_dictionary=[c for c in columns if c in self.encoded])
-        held: list[pa.RecordBatch] = []
+        pieces: list[pa.Table] = []
         count = start = 0
-        for batch in source.iter_batches(batch_size=rows, columns=columns, use_threads=True):
-            held.append(batch)
-            count += batch.num_rows
-            while count >= rows:
-                table = pa.Table.from_batches(held).combine_chunks()
-                yield start, table.slice(0, rows)
-                rest = table.slice(rows)
-                held = rest.to_batches() if rest.num_rows else []
-                start, count = start + rows, count - rows
+        for group in range(source.metadata.num_row_groups):
+            part = source.read_row_group(group, columns=columns, use_threads=True)
+            while part.num_rows:
+                take = min(rows - count, part.num_rows)
+                pieces.append(part.slice(0, take))
+                part = part.slice(take)
+                count += take
+                if count == rows:
+                    table = pa.concat_tables(pieces).combine_chunks()
+                    pieces, count = [], 0
+                    yield start, table
+                    del table  # the caller's, not held while the next slice is read
+                    start += rows
+            del part
         if count or not start:
-            yield start, pa.Table.from_batches(held, schema=pa.schema([source.schema_arrow.field(c) for c in columns]))
+            schema = pa.schema([source.schema_arrow.field(c) for c in columns])
+            yield start, pa.concat_tables(pieces).combine_chunks() if pieces else schema.empty_table()
 
 
 class ParquetRuns:
