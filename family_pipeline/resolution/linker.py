@@ -318,6 +318,7 @@ def _link_encoded(encoded: Encoded, n_records: int, clock: _Clock, *, threshold:
     strong = np.flatnonzero(p >= threshold)
     contradicting = strong[~agrees(i[strong], j[strong], {f: levels[f][strong] for f in ("national_id", "first_name", "birth_date")})]
     del strong
+    release_free_memory()
     labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible, exclude=contradicting)
     del contradicting
     stats["clustering"] = cstats

@@ -308,6 +308,34 @@ def test_vectorised_rebuild_takes_the_same_links_as_the_link_by_link_rule(matrix
     assert pd.crosstab(group[nodes], other_group[nodes]).gt(0).sum(axis=1).eq(1).all()
 
 
+@pytest.mark.parametrize("edge_slice", [1 << 22, 7])
+def test_components_are_scipy_s_connected_components_numbered_by_smallest_node(edge_slice, monkeypatch):
+    """The linker's components (hooking and pointer jumping) are scipy's, node for node: random
+    graphs with self-loops and repeated edges, and long chains in random order (the many
+    rounds a national run's chains of bad links would take); the edges in one slice, and in
+    slices of seven (a root hooked in an earlier slice of the round waits for the next)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from family_pipeline.resolution import clustering
+    from family_pipeline.resolution.clustering import components
+
+    monkeypatch.setattr(clustering, "EDGE_SLICE", edge_slice)
+
+    rng = np.random.default_rng(11)
+    for case in range(60):
+        n = int(rng.integers(1, 3_000))
+        if case % 3:
+            a, b = rng.integers(0, n, (2, int(rng.integers(0, 2 * n)))).astype(np.int32)
+        else:
+            chain = rng.permutation(n).astype(np.int32)
+            a, b = chain[:-1], chain[1:]
+        _, labels = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+        smallest = np.full(labels.max() + 1, n)
+        np.minimum.at(smallest, labels, np.arange(n))
+        assert np.array_equal(components(n, a, b), smallest[labels]), case
+
+
 def test_integer_keys_match_a_pandas_groupby():
     from family_pipeline.resolution.blocking import combine_keys, dense_codes, group_order, sorted_unique
 
