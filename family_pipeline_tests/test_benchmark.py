@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 
@@ -82,11 +83,12 @@ def test_bench_runs_steps_in_processes_forked_from_a_warm_server(lake_copy, tmp_
         # second each here) is not measured rather than measured as nothing
         assert stage["peak_step_mb"] is None or 0 < stage["peak_step_mb"] < report["peak_memory_mb"]
         assert stage["rows_out"] > 0
-    # the run's process saw each step's events as they came, not one per 20 ms round
+    # the run's process polled the steps' events with the wait that adapts to their pace
     from dagster._core.executor import child_process_executor
 
-    from family_pipeline.execution import EVENT_POLL_SECONDS
-    assert child_process_executor.TICK == EVENT_POLL_SECONDS < 0.02
+    from family_pipeline import execution
+    assert child_process_executor._poll_for_event is execution._poll_for_event
+    assert execution.EVENT_POLL_SECONDS <= child_process_executor.TICK <= execution.QUIET_POLL_SECONDS
     by_stage = {s["stage"]: s for s in report["stages"]}
     # memory is sampled once a second: a step that lasts two samples is measured, and so is its
     # stage (the family steps take a few seconds on a slow machine, under one on a fast one)
@@ -173,3 +175,42 @@ def test_the_warm_server_forks_its_steps_a_heap_the_collector_leaves_alone(tmp_p
     frozen = subprocess.run([sys.executable, "-c", "import gc, family_pipeline.warm; print(gc.get_freeze_count())"],
                             env=env, capture_output=True, text=True, check=True)
     assert int(frozen.stdout.split()[-1]) > 100_000
+
+
+def test_the_event_poll_waits_briefly_while_events_come_and_longer_while_none_do():
+    import multiprocessing
+
+    from dagster._core.executor import child_process_executor
+
+    from family_pipeline import execution
+    from family_pipeline.execution import EVENT_POLL_SECONDS, QUIET_POLL_SECONDS
+    execution.install_event_poll()  # as the executor does
+    ctx = multiprocessing.get_context("fork")
+    step = ctx.Process(target=time.sleep, args=(30,))
+    step.start()
+    events = ctx.Queue()
+    try:
+        child_process_executor.TICK = QUIET_POLL_SECONDS
+        for n in range(3):
+            events.put(n)
+        time.sleep(0.2)  # the queue's feeder thread has written them
+        # an event: the next wait is the short one, so a step's burst of events drains fast
+        assert [execution._poll_for_event(step, events) for _ in range(3)] == [0, 1, 2]
+        assert child_process_executor.TICK == EVENT_POLL_SECONDS
+        # no event: the wait doubles, up to Dagster's own 20 ms
+        waits = []
+        for _ in range(6):
+            assert execution._poll_for_event(step, events) is None
+            waits.append(child_process_executor.TICK)
+        assert waits == [0.004, 0.008, 0.016, QUIET_POLL_SECONDS, QUIET_POLL_SECONDS, QUIET_POLL_SECONDS]
+        events.put("done")
+        time.sleep(0.2)
+        assert execution._poll_for_event(step, events) == "done"
+        assert child_process_executor.TICK == EVENT_POLL_SECONDS
+        # a step that ended with its queue drained is reported as such, whatever the wait
+        step.terminate()
+        step.join()
+        assert execution._poll_for_event(step, events) == child_process_executor.PROCESS_DEAD_AND_QUEUE_EMPTY
+    finally:
+        step.kill()
+        events.close()
