@@ -560,7 +560,29 @@ def _register(lake: Lake) -> pa.Table:
 
 
 def _in(keys: pa.Array, values: pa.Array) -> np.ndarray:
+    """Per key: whether ``values`` hold it (a null key is never held). The hash table is built
+    on the smaller side's distinct values and the larger side only probes it: the owners' keys
+    against the whole register's, the register's 5.2M distinct keys at 5M persons made a table
+    of some 0.4 GB, and its distinct values another copy."""
+    if len(values) > len(keys):  # keep the values the keys ask for: at most as many as the keys
+        values = values.filter(pc.fill_null(pc.is_in(values, value_set=pc.unique(keys.drop_null())), False))
     return pc.fill_null(pc.is_in(keys, value_set=pc.unique(values.drop_null())), False).to_numpy(zero_copy_only=False)
+
+
+def _distinct_rows(*columns: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct row each row is, numbered by first appearance; the first row of each) over
+    ``columns`` (strings and booleans; a null is a value of its own)."""
+    def text(column: pa.Array) -> pa.Array:
+        if pa.types.is_boolean(column.type):
+            column = pc.if_else(column, "1", "0")
+        # a null and every string differ: the key of a null carries no '=' (written values do)
+        return pc.fill_null(pc.binary_join_element_wise("=", column, ""), "")
+
+    encoded = pc.dictionary_encode(pc.binary_join_element_wise(*(text(c) for c in columns), "\x1f"))
+    row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    first = np.full(len(encoded.dictionary), -1, np.int64)
+    first[row[::-1]] = np.arange(len(row) - 1, -1, -1)
+    return row, first
 
 
 def _near_names(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -702,7 +724,13 @@ def _phantom_reasons(linked: pa.Table, animal: np.ndarray, n_animals: int, lake:
     # other records give most often
     own_name = linked.column("owner_name_key").combine_chunks()
     name_key = pc.coalesce(own_name, pc.take(_mode(animal, own_name, n_animals), pa.array(animal)))
-    known, dead = _owner_status(lake, iin, valid, name_key)
+    # an owner's status is a function of the (IIN, valid, name) a record gives, and owners hold
+    # several animals on several records each: asked once per distinct owner (158k of 1.8M
+    # records at 1M persons), the register's lookups are over that many keys, not every record's
+    owner, first = _distinct_rows(iin, pa.array(valid), name_key)
+    take = pa.array(first)
+    known, dead = _owner_status(lake, iin.take(take), valid[first], name_key.take(take))
+    known, dead = known[owner], dead[owner]
     # a registry that records owners' names left it blank
     unnamed = ~pc.fill_null(linked.column("owner_named"), True).to_numpy(zero_copy_only=False)
 

@@ -306,3 +306,26 @@ def test_livestock_on_a_generated_country_reaches_the_accuracy_goal(livestock_la
     for kind in ("virtual", "phantom"):
         assert report[kind]["true"] > 0, kind
         assert report[kind]["precision"] >= 0.99 and report[kind]["recall"] >= 0.99, (kind, report[kind])
+
+
+def test_owners_are_asked_about_once_per_distinct_iin_validity_and_name():
+    from family_pipeline.resolution.livestock import _distinct_rows
+
+    iin = pa.array(["1", "1", None, "", "1", None, "1"])
+    valid = pa.array([True, True, False, False, False, False, True])
+    name = pa.array(["a", "a", "a", "a", "a", None, None])
+    row, first = _distinct_rows(iin, valid, name)
+    # numbered by first appearance; a null differs from an empty string and from every value
+    assert row.tolist() == [0, 0, 1, 2, 3, 4, 5]
+    assert first.tolist() == [0, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("keys, values", [
+    (["a", "b", None, "c", "a"], ["c", "a", "x", None, "y", "z", "a"]),  # the values the larger side
+    (["a", "b", None, "c", "a", "q", "r", "s"], ["c", "a", None]),  # the keys the larger side
+])
+def test_a_key_is_found_among_the_values_whichever_side_is_larger(keys, values):
+    from family_pipeline.resolution.livestock import _in
+
+    found = _in(pa.array(keys, pa.string()), pa.array(values, pa.string()))
+    assert found.tolist() == [k is not None and k in values for k in keys]
