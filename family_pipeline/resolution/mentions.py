@@ -8,6 +8,7 @@ one mention per row where any of its identifying parts is present.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,11 +40,12 @@ MENTION_SCHEMA = pa.schema([
 _IDENTIFYING = ("iin", "last_name", "first_name", "full_name")
 
 
-def registry_mentions(spec: RegistrySpec, clean: pa.Table) -> pa.Table:
-    """The mentions of one registry's clean table."""
+def registry_mentions(spec: RegistrySpec, clean: pa.Table, groups: list[str] | None = None) -> pa.Table:
+    """The mentions of one registry's clean table (of its reference ``groups``, default all), group
+    after group."""
     out = []
     n = clean.num_rows
-    for group in spec.person_groups:
+    for group in spec.person_groups if groups is None else groups:
         roles = spec.role_columns(group)
         cols = {}
         for f in MENTION_SCHEMA:
@@ -84,21 +86,54 @@ def _columns_read(spec: RegistrySpec, path) -> list[str]:
     return [c for c in names if c in wanted]
 
 
+#: rows per row group of the mentions file, as of every lake table
+ROW_GROUP = 1 << 20
+
+
+def _registry_parts(spec: RegistrySpec, path: Path) -> Iterator[pa.Table]:
+    """A registry's mentions in the order :func:`registry_mentions` gives them for the whole
+    table (group after group, rows in order), read a row group of the registry at a time: a
+    national registry read whole (20M rows, with the mentions made of it) took the step past
+    12 GB at 20M persons."""
+    registry = pq.ParquetFile(path)
+    columns = _columns_read(spec, path)
+    for group in spec.person_groups:
+        for i in range(registry.num_row_groups):
+            yield registry_mentions(spec, registry.read_row_group(i, columns=columns), [group])
+
+
 def _each_registry(lake: Lake, catalog: Catalog, registries: list[str] | None):
-    """(registry code, its mentions) for every ingested registry, in catalog order."""
+    """(registry code, its mentions in parts of at most :data:`ROW_GROUP` rows) for every
+    ingested registry, in catalog order; a registry without mentions gives one empty part."""
     for spec in catalog.registries:
         if not spec.person_groups or (registries is not None and spec.code not in registries):
             continue
         path = lake.table("registries", spec.code)
         if not path.exists():
             continue
-        yield spec.code, registry_mentions(spec, lake.read("registries", spec.code, columns=_columns_read(spec, path)))
+        yield spec.code, _rebatched(_registry_parts(spec, path), ROW_GROUP)
+
+
+def _rebatched(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` in order, as tables of ``rows`` rows but the last (at least one)."""
+    held: list[pa.Table] = []
+    count, given = 0, False
+    for table in tables:
+        held.append(table)
+        count += table.num_rows
+        while count >= rows:
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, rows)
+            held, count, given = [whole.slice(rows)], count - rows, True
+    if count or not given:
+        yield pa.concat_tables(held) if held else MENTION_SCHEMA.empty_table()
 
 
 def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None = None) -> tuple[pa.Table, dict]:
     """All mentions of the registries that have been ingested; and mentions per registry."""
     tables, counts = [], {}
-    for code, t in _each_registry(lake, catalog, registries):
+    for code, parts in _each_registry(lake, catalog, registries):
+        t = pa.concat_tables(list(parts))
         counts[code] = t.num_rows
         tables.append(t)
     table = pa.concat_tables(tables) if tables else MENTION_SCHEMA.empty_table()
@@ -106,15 +141,18 @@ def person_mentions(lake: Lake, catalog: Catalog, registries: list[str] | None =
 
 
 def write_person_mentions(lake: Lake, catalog: Catalog, path: Path, registries: list[str] | None = None) -> dict:
-    """``person_mentions`` streamed to a Parquet file registry by registry (the same rows in the
-    same order), so only one registry's mentions are in memory; mentions per registry. Written
-    to a temporary file and renamed, like every lake table."""
+    """``person_mentions`` streamed to a Parquet file a row group at a time (the same rows in the
+    same order, in row groups of :data:`ROW_GROUP` rows that start at each registry), so only
+    one row group of a registry and of its mentions is in memory; mentions per registry.
+    Written to a temporary file and renamed, like every lake table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     counts = {}
     with pq.ParquetWriter(tmp, MENTION_SCHEMA, compression="zstd") as writer:
-        for code, t in _each_registry(lake, catalog, registries):
-            counts[code] = t.num_rows
-            writer.write_table(t, row_group_size=1 << 20)
+        for code, parts in _each_registry(lake, catalog, registries):
+            counts[code] = 0
+            for t in parts:
+                counts[code] += t.num_rows
+                writer.write_table(t, row_group_size=ROW_GROUP)
     os.replace(tmp, path)
     return counts

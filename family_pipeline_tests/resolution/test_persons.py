@@ -411,6 +411,36 @@ def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_pat
     assert pq.read_table(tmp_path / "m.parquet").equals(table)
 
 
+def test_mentions_are_read_a_row_group_at_a_time_in_the_order_of_whole_registries(resolved, tmp_path, monkeypatch):
+    """Registries of many row groups give the mentions their whole tables give, group after
+    group, in row groups of the set size that start at each registry."""
+    from family_pipeline.catalog import catalog
+    from family_pipeline.lib.lake import Lake
+    from family_pipeline.resolution import mentions
+
+    source, lake = resolved["lake"], Lake(tmp_path / "country")
+    expected, counts = [], {}
+    for spec in catalog().registries:
+        if spec.person_groups and source.table("registries", spec.code).exists():
+            whole = source.read("registries", spec.code)
+            target = lake.table("registries", spec.code)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(whole, target, row_group_size=700)
+            expected.append(mentions.registry_mentions(spec, whole))
+            counts[spec.code] = expected[-1].num_rows
+    assert any(pq.ParquetFile(lake.table("registries", c)).num_row_groups > 3 for c in counts)
+    monkeypatch.setattr(mentions, "ROW_GROUP", 1000)
+    assert mentions.write_person_mentions(lake, catalog(), tmp_path / "m.parquet") == counts
+    written = pq.ParquetFile(tmp_path / "m.parquet")
+    assert written.read().equals(pa.concat_tables(expected))
+    sizes = [written.metadata.row_group(i).num_rows for i in range(written.num_row_groups)]
+    assert max(sizes) == 1000
+    starts = np.cumsum([0, *sizes])
+    assert set(np.cumsum([0, *counts.values()])) <= set(starts)  # a registry starts a row group (an empty one: a row group of none)
+    expected_sizes = [k for n in counts.values() for k in [1000] * (n // 1000) + ([n % 1000] if n % 1000 or not n else [])]
+    assert sizes == expected_sizes
+
+
 def test_the_linker_and_golden_records_read_columns_one_at_a_time_alike(resolved):
     """A ParquetColumns (each column read when asked, the registry and group as Parquet's
     dictionaries or as text), an Arrow table and a DataFrame give the same persons, encoded in
