@@ -436,8 +436,10 @@ def test_mentions_are_read_a_row_group_at_a_time_in_the_order_of_whole_registrie
     sizes = [written.metadata.row_group(i).num_rows for i in range(written.num_row_groups)]
     assert max(sizes) == 1000
     starts = np.cumsum([0, *sizes])
-    assert set(np.cumsum([0, *counts.values()])) <= set(starts)  # a registry starts a row group (an empty one: a row group of none)
-    expected_sizes = [k for n in counts.values() for k in [1000] * (n // 1000) + ([n % 1000] if n % 1000 or not n else [])]
+    # a registry starts a row group (an empty one: a row group of none)
+    assert set(np.cumsum([0, *counts.values()])) <= set(starts)
+    expected_sizes = [k for n in counts.values()
+                      for k in [1000] * (n // 1000) + ([n % 1000] if n % 1000 or not n else [])]
     assert sizes == expected_sizes
 
 
