@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from family_pipeline.catalog import Catalog, RegistrySpec
+from family_pipeline.lib.lake import ROW_GROUP as LAKE_ROW_GROUP
 from family_pipeline.lib.lake import Lake
 
 __all__ = ["MENTION_SCHEMA", "registry_mentions", "person_mentions", "write_person_mentions"]
@@ -86,8 +87,8 @@ def _columns_read(spec: RegistrySpec, path) -> list[str]:
     return [c for c in names if c in wanted]
 
 
-#: rows per row group of the mentions file, as of every lake table
-ROW_GROUP = 1 << 20
+#: rows per row group of the mentions file: the lake's
+ROW_GROUP = LAKE_ROW_GROUP
 
 
 def _registry_parts(spec: RegistrySpec, path: Path) -> Iterator[pa.Table]:
