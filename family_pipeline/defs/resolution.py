@@ -80,7 +80,7 @@ def _xref_slices(mentions: ParquetColumns, ids: PersonIds, result, shown: np.nda
         shown_keys.append(keys.take(pa.array(shown[lo:hi] - start)))
         yield keys.append_column("person_id", pa.array(ids.values[result.cluster[start:stop]])) \
             .append_column("signature", pa.array(result.signature[start:stop])) \
-            .append_column("match_probability", pa.array(np.round(result.probability[start:stop], 6)))
+            .append_column("match_probability", pa.array(np.round(result.signature_probability[result.signature[start:stop]], 6)))
 
 
 @dg.asset(

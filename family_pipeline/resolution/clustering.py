@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from family_pipeline.resolution.blocking import group_order, pairs_within, release_free_memory
 
-__all__ = ["MATRIX_WIDTH", "cluster", "components"]
+__all__ = ["MATRIX_WIDTH", "cluster", "cluster_links", "components"]
 
 #: broken components up to this padded size are rebuilt together on compatibility matrices
 MATRIX_WIDTH = 512
@@ -219,8 +219,14 @@ def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: floa
     keep = p >= threshold
     if exclude is not None and len(exclude):
         keep[exclude] = False
-    ki, kj, kp = i[keep], j[keep], p[keep]
-    del keep
+    return cluster_links(n, i[keep], j[keep], p[keep], support, compatible)
+
+
+def cluster_links(n: int, ki: np.ndarray, kj: np.ndarray, kp: np.ndarray, support: np.ndarray,
+                  compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, dict]:
+    """:func:`cluster` from the links alone: the pairs (``ki``, ``kj``) that are links, with their
+    probabilities ``kp``. The candidate pairs that are no links need not be in memory while the
+    clusters are made, nor any pair's levels."""
     first = components(n, ki, kj)  # each record's component's smallest record
     labels = _numbered(first)
     # each part's temporaries handed back before the next part peaks (inside the linkage freed

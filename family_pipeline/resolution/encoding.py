@@ -67,6 +67,14 @@ class Encoded:
     #: persons) and whether it passes its check digit ("national_id_checked")
     vocabulary: dict[str, np.ndarray]
 
+    def hand_over(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(row_signature, table, support, first_row, vocabulary), no longer held here: the caller
+        holds the only references, and can let the table go while it still works (a decorator's
+        frame or a caller's variable holding this object would keep it otherwise)."""
+        parts = (self.row_signature, self.table, self.support, self.first_row, self.vocabulary)
+        self.row_signature = self.table = self.support = self.first_row = self.vocabulary = None
+        return parts
+
 
 class _HashCollision(Exception):
     """Two distinct tuples of codes shared a 64-bit hash."""

@@ -13,8 +13,10 @@ region written alike), so a person named identically in forty registries costs o
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +31,7 @@ from family_pipeline.resolution.blocking import (
     release_free_memory,
     reusing_freed_memory,
 )
-from family_pipeline.resolution.clustering import cluster
+from family_pipeline.resolution.clustering import cluster_links
 from family_pipeline.resolution.comparisons import FIELDS, LEVELS, NO_DATE, compare
 from family_pipeline.resolution.encoding import CHUNK_ROWS, COLUMNS, Encoded, encode
 from family_pipeline.resolution.model import FellegiSunter, pattern_codes
@@ -56,8 +58,9 @@ SCORE_CHUNK = 4_000_000
 class LinkResult:
     #: cluster id per input row (0..k-1, numbered in order of first appearance; int32 below 2^31 clusters)
     cluster: np.ndarray
-    #: how sure the row's link into its cluster is (1.0 for a cluster of one signature)
-    probability: np.ndarray
+    #: per signature: how sure its link into its cluster is (1.0 for a cluster of one signature);
+    #: ``probability`` gives it per input row
+    signature_probability: np.ndarray
     #: signature (distinct normalised record) per input row
     signature: np.ndarray
     #: scored candidate pairs of signatures (``first_row`` gives a representative input row of
@@ -67,6 +70,13 @@ class LinkResult:
     stats: dict = field(default_factory=dict)
     #: first input row of each signature
     first_row: np.ndarray | None = None
+
+    @property
+    def probability(self) -> np.ndarray:
+        """Per input row, how sure its link into its cluster is: made when asked (8 bytes a row,
+        2.2 GB at 20M persons), so a caller that needs it a slice at a time indexes
+        ``signature_probability`` by that slice's ``signature`` instead."""
+        return self.signature_probability[self.signature]
 
 
 #: a DataFrame, an Arrow table, or anything with ``column_names``, a length and ``slices``
@@ -213,6 +223,46 @@ def _random_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return a[keep], b[keep]
 
 
+class _Compatible:
+    """``compatible(a, b)``: nothing in the signatures of each pair contradicts one person (no
+    conflicting birth date or first name, no two checked national ids that differ unless the
+    birth date and first name vouch for a copied or mistyped one)."""
+
+    FIELDS = ("national_id", "last_name", "first_name", "birth_date")
+
+    def __init__(self, sig: dict, vocab: dict) -> None:
+        self._sig, self._vocab = sig, vocab
+
+    def agrees(self, a: np.ndarray, b: np.ndarray, lv: dict[str, np.ndarray]) -> np.ndarray:
+        """Nothing in the pair's levels ``lv`` contradicts one person."""
+        ids, checked = self._sig["national_id"], self._vocab["national_id_checked"]
+        ida, idb = ids[a], ids[b]
+        both_checked = (ida >= 0) & (idb >= 0) & checked[np.maximum(ida, 0)] & checked[np.maximum(idb, 0)]
+        vouched = (lv["birth_date"] == 3) & (lv["first_name"] >= 2)  # a copied or mistyped id
+        return ~((lv["birth_date"] == 0) | (lv["first_name"] == 0)
+                 | ((lv["national_id"] == 0) & both_checked & ~vouched))
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty(len(a), bool)
+        for s in range(0, len(a), SCORE_CHUNK):  # the levels and their temporaries of a chunk
+            e = min(s + SCORE_CHUNK, len(a))
+            out[s:e] = self.agrees(a[s:e], b[s:e], compare(self._sig, self._vocab, a[s:e], b[s:e], fields=self.FIELDS))
+        return out
+
+
+@contextmanager
+def _set_aside(arrays: dict[str, np.ndarray], where: str | None) -> Iterator[Callable[[], dict[str, np.ndarray]]]:
+    """The ``arrays`` written to a temporary directory under ``where`` (the system's by default)
+    and let go from the dict; yields a function that reads them back. The caller drops its own
+    references, so nothing holds them in memory meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="linkage-", dir=where) as spill:
+        paths = {}
+        for name in list(arrays):
+            paths[name] = f"{spill}/{name}.npy"
+            np.save(paths[name], arrays.pop(name), allow_pickle=False)
+        yield lambda: {name: np.load(path) for name, path in paths.items()}
+
+
 class _Clock:
     """Per stage of a run: wall seconds, CPU seconds (every thread) and the process's peak memory
     so far (``LinkResult.stats["profile"]``); the figures vary from run to run, the links don't."""
@@ -243,11 +293,14 @@ def _peak_rss_mb() -> float:
 def link(records: Records, columns: Mapping[str, str], *, national_id: str = "any", threshold: float = 0.5,
          model: FellegiSunter | None = None, passes: list[BlockingPass] | None = None, seed: int = 0,
          review_band: tuple[float, float] = (0.05, 0.95), u_sample: int = 1_000_000,
-         chunk_rows: int = CHUNK_ROWS, progress: Callable[[str, dict[str, float]], None] | None = None) -> LinkResult:
+         chunk_rows: int = CHUNK_ROWS, progress: Callable[[str, dict[str, float]], None] | None = None,
+         spill_dir: str | None = None) -> LinkResult:
     """Link person records; see the module docstring. ``model`` reuses fitted parameters;
     records are encoded ``chunk_rows`` at a time (the result is the same for any size);
     ``progress(phase, figures)`` is called as each phase ends, with its ``stats["profile"]`` entry
-    (a long national run shows where it is, and how far a run that was killed got)."""
+    (a long national run shows where it is, and how far a run that was killed got); the candidate
+    pairs wait in a temporary directory under ``spill_dir`` (the system's by default) while the
+    clusters are made."""
     if national_id not in ("any", "iin"):
         raise ValueError("national_id must be 'any' or 'iin'")
     clock = _Clock(progress)
@@ -256,17 +309,16 @@ def link(records: Records, columns: Mapping[str, str], *, national_id: str = "an
     encoded = encode(records, columns, national_id, chunk_rows)
     clock.lap("prepare")
     return _link_encoded(encoded, len(records), clock, threshold=threshold, model=model, passes=passes, seed=seed,
-                         review_band=review_band, u_sample=u_sample)
+                         review_band=review_band, u_sample=u_sample, spill_dir=spill_dir)
 
 
 @reusing_freed_memory()
 def _link_encoded(encoded: Encoded, n_records: int, clock: _Clock, *, threshold: float, model: FellegiSunter | None,
                   passes: list[BlockingPass] | None, seed: int, review_band: tuple[float, float],
-                  u_sample: int) -> LinkResult:
-    """``link`` from the encoded records on: blocking, comparison, the model, scores, clusters."""
-    row_sig, sig, support, first_row, vocab = (encoded.row_signature, encoded.table, encoded.support,
-                                               encoded.first_row, encoded.vocabulary)
-    del encoded
+                  u_sample: int, spill_dir: str | None) -> LinkResult:
+    """``link`` from the encoded records on: blocking, comparison, the model, scores, clusters.
+    The ``encoded`` records are handed over: their signatures' table goes before the output is made."""
+    row_sig, sig, support, first_row, vocab = encoded.hand_over()
     n_sig = len(support)
     stats: dict = {"records": int(n_records), "signatures": int(n_sig)}
     i, j, block_stats = candidate_pairs(_BlockingKeys(sig, vocab), passes or DEFAULT_PASSES)
@@ -300,27 +352,26 @@ def _link_encoded(encoded: Encoded, n_records: int, clock: _Clock, *, threshold:
     p = _scores(model, sig, levels, i)
     clock.lap("score")
 
-    checked = vocab["national_id_checked"]
-
-    def agrees(a: np.ndarray, b: np.ndarray, lv: dict[str, np.ndarray]) -> np.ndarray:
-        """Nothing in the pair's levels ``lv`` contradicts one person."""
-        ida, idb = sig["national_id"][a], sig["national_id"][b]
-        both_checked = (ida >= 0) & (idb >= 0) & checked[np.maximum(ida, 0)] & checked[np.maximum(idb, 0)]
-        vouched = (lv["birth_date"] == 3) & (lv["first_name"] >= 2)  # a copied or mistyped id
-        return ~((lv["birth_date"] == 0) | (lv["first_name"] == 0)
-                 | ((lv["national_id"] == 0) & both_checked & ~vouched))
-
-    def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return agrees(a, b, compare(sig, vocab, a, b, fields=("national_id", "last_name", "first_name", "birth_date")))
+    compatible = _Compatible(sig, vocab)
 
     # a pair whose own records contradict each other (a relative's id, two birth dates) is no
     # link however strong: left in, it would break its component and fragment the rebuild
-    strong = np.flatnonzero(p >= threshold)
-    contradicting = strong[~agrees(i[strong], j[strong], {f: levels[f][strong] for f in ("national_id", "first_name", "birth_date")})]
-    del strong
-    release_free_memory()
-    labels, cstats = cluster(n_sig, i, j, p, threshold, support, compatible, exclude=contradicting)
-    del contradicting
+    links = np.flatnonzero(p >= threshold)
+    links = links[compatible.agrees(i[links], j[links], {f: levels[f][links] for f in ("national_id", "first_name", "birth_date")})]
+    ki, kj, kp = i[links], j[links], p[links]
+    del links
+    # the candidate pairs and their levels wait on disk while the clusters are made from the links
+    with _set_aside({"i": i, "j": j, "p": p, **{f"level_{f}": levels[f] for f in FIELDS}}, spill_dir) as read_back:
+        del i, j, p, levels
+        release_free_memory()
+        labels, cstats = cluster_links(n_sig, ki, kj, kp, support, compatible)
+        # what the clustering needed goes before the pairs come back
+        del ki, kj, kp, compatible, sig, vocab, support
+        release_free_memory()
+        back = read_back()
+    i, j, p = back.pop("i"), back.pop("j"), back.pop("p")
+    levels = {f: back.pop(f"level_{f}") for f in FIELDS}
+    del back
     stats["clustering"] = cstats
     clock.lap("cluster")
     # the strongest link that holds each signature in its cluster
@@ -344,5 +395,5 @@ def _link_encoded(encoded: Encoded, n_records: int, clock: _Clock, *, threshold:
     stats["pairs_for_review"] = int(((p >= lo) & (p < hi)).sum())
     clock.lap("output")
     stats["profile"] = clock.laps
-    return LinkResult(cluster=row_cluster, probability=best[row_sig], signature=row_sig, pairs=pairs, model=model,
+    return LinkResult(cluster=row_cluster, signature_probability=best, signature=row_sig, pairs=pairs, model=model,
                       stats=stats, first_row=first_row)

@@ -21,7 +21,8 @@ from family_pipeline.defs.resolution import (
 from family_pipeline.evaluation import evaluate
 from family_pipeline.evaluation.resolution import linkage_accuracy, namesakes
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
-from family_pipeline.resolution import FellegiSunter, link
+from family_pipeline.resolution import FellegiSunter, link, linker
+from family_pipeline.resolution.comparisons import FIELDS
 
 RESOLUTION = [MENTIONS, PERSONS, XREF, REVIEW, CANDIDATES]
 
@@ -399,6 +400,29 @@ def test_a_run_tells_each_phase_as_it_ends(mixed):
     assert dict(told) == result.stats["profile"]
     assert np.array_equal(result.cluster, first.cluster)
 
+
+
+def test_the_candidate_pairs_wait_on_disk_while_the_clusters_are_made(mixed, tmp_path, monkeypatch):
+    frame, first, _ = mixed
+    seen = {}
+    clustering = linker.cluster_links
+
+    def spy(n, ki, kj, kp, support, compatible):
+        (spill,) = tmp_path.iterdir()
+        seen["files"] = {path.name: np.load(path, mmap_mode="r").shape for path in spill.iterdir()}
+        seen["links"] = len(ki)
+        return clustering(n, ki, kj, kp, support, compatible)
+
+    monkeypatch.setattr(linker, "cluster_links", spy)
+    result = link(frame, MENTION_COLUMNS, national_id="iin", model=first.model, spill_dir=str(tmp_path))
+    n_pairs = len(result.pairs)
+    assert seen["files"] == {f"{name}.npy": (n_pairs,)
+                             for name in ["i", "j", "p", *(f"level_{f}" for f in FIELDS)]}
+    assert 0 < seen["links"] < n_pairs  # the clustering was handed the links alone
+    assert not any(tmp_path.iterdir())  # and the pairs came back: nothing is left on disk
+    assert np.array_equal(result.cluster, first.cluster)
+    assert np.array_equal(result.probability, first.probability)
+    pd.testing.assert_frame_equal(result.pairs, first.pairs)
 
 # ------------------------------------------------------------------ national size: columns on demand
 def test_mentions_streamed_per_registry_are_the_national_table(resolved, tmp_path):
