@@ -24,7 +24,7 @@ from family_pipeline.execution import step_tags
 from family_pipeline.lib.lake import ROW_GROUP, write_columns, write_slices
 from family_pipeline.lib.parquet_columns import ParquetColumns
 from family_pipeline.resolution import FellegiSunter, link
-from family_pipeline.resolution.blocking import sorted_unique
+from family_pipeline.resolution.blocking import release_free_memory, sorted_unique
 from family_pipeline.resolution.golden import (
     PersonIds,
     folding_registries,
@@ -288,6 +288,7 @@ LIVESTOCK_OWNER = catalog().registry("isj_livestock").owner_email
 )
 def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
     from family_pipeline.resolution.livestock import (
+        ANOMALY_INPUT,
         animal_records,
         link_animals,
         livestock_anomalies,
@@ -295,21 +296,28 @@ def resolve_animals(context: dg.AssetExecutionContext, lake: LakeResource):
     )
 
     store = lake.lake()
-    linked = link_animals(animal_records(store, catalog()))
-    anomalies = livestock_anomalies(linked, store)
-    summary = livestock_summary(anomalies)
-    paths = {ANIMALS: store.write(GROUP, "animal_records", linked),
-             ANOMALIES: store.write(GROUP, "livestock_anomalies", anomalies),
-             ANOMALY_SUMMARY: store.write(GROUP, "livestock_anomaly_summary", summary)}
-    kinds = pd.Series(anomalies.column("kind").to_pylist()).value_counts().to_dict() if anomalies.num_rows else {}
+    records = animal_records(store, catalog())
+    release_free_memory()  # the registries' tables, read one by one, leave freed pages behind
+    linked = link_animals(records)
+    del records
+    paths = {ANIMALS: store.write(GROUP, "animal_records", linked)}
     meta = {"dagster/row_count": linked.num_rows, "animals": pc.count_distinct(linked.column("animal_key"), mode="all").as_py(),
             "table": dg.MetadataValue.path(str(paths[ANIMALS]))}
+    # the anomalies read back the columns they use: the whole linked table (36M records at 20M
+    # persons) is not held beside the population register and its lookups
+    del linked
+    release_free_memory()
+    anomalies = livestock_anomalies(store.read(GROUP, "animal_records", columns=ANOMALY_INPUT), store)
+    summary = livestock_summary(anomalies)
+    paths.update({ANOMALIES: store.write(GROUP, "livestock_anomalies", anomalies),
+                  ANOMALY_SUMMARY: store.write(GROUP, "livestock_anomaly_summary", summary)})
+    kinds = pd.Series(anomalies.column("kind").to_pylist()).value_counts().to_dict() if anomalies.num_rows else {}
     if store.truth("animal_records").exists() and truth_in_run():
         from family_pipeline.evaluation.livestock import livestock_section
 
         accuracy = livestock_section(store)
         meta["truth_accuracy"] = dg.MetadataValue.json(accuracy)
-    context.log.info(f"{linked.num_rows} animal records, anomalies: {kinds}")
+    context.log.info(f"{meta['dagster/row_count']} animal records, anomalies: {kinds}")
     yield dg.MaterializeResult(asset_key=ANIMALS, metadata=meta)
     yield dg.MaterializeResult(asset_key=ANOMALIES, metadata={
         "dagster/row_count": anomalies.num_rows, "by_kind": dg.MetadataValue.json({str(k): int(v) for k, v in kinds.items()}),

@@ -404,7 +404,9 @@ def _first_per_value(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
 def release_free_memory() -> None:
     """Hand memory freed inside the heap back to the kernel (glibc's ``malloc_trim``): while
     ``reusing_freed_memory`` keeps freed arrays for reuse, a national run would otherwise hold the
-    high-water mark of every phase at once."""
+    high-water mark of every phase at once. Arrow's own pool (mimalloc) keeps freed pages too: at
+    5M persons 0.85 GB once the animal records were made, a third of the process's memory."""
+    pa.default_memory_pool().release_unused()
     libc = _libc()
     if libc is not None:
         import ctypes

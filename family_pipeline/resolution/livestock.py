@@ -34,6 +34,7 @@ from family_pipeline.resolution.normalize import name_codes
 
 __all__ = [
     "ANIMAL_RECORD_SCHEMA",
+    "ANOMALY_INPUT",
     "ANOMALY_SCHEMA",
     "animal_records",
     "link_animals",
@@ -97,6 +98,9 @@ OWNER_KEY_LENGTH = 16
 #: the register's side is broken (see ``_behind_broken_iin``)
 OWNER_NAME_EDITS = 2
 PHANTOM_REASONS = ("owner_dead", "owner_unknown", "owner_invalid", "owner_missing")
+#: the columns of the linked animal records that :func:`livestock_anomalies` reads
+ANOMALY_INPUT = ["registry", "species", "settlement", "settlement_norm", "region", "owner_iin", "owner_iin_valid",
+                 "owner_name_key", "owner_named", "animal_key"]
 
 
 # ---------------------------------------------------------------------------- normalising
@@ -124,12 +128,20 @@ def normalize_settlement(names: pa.Array) -> pa.Array:
 def person_name_key(last: pa.Array, first: pa.Array) -> pa.Array:
     """'Әбенова', 'Айгерім' → 'aigerim|abenova' (see ``name_key``): the two parts in
     alphabetical order, so a surname written in the first-name field still meets its person;
-    null unless both are known. Keys are computed once per distinct name, not per row."""
+    null unless both are known. Keys are computed once per distinct name, and rows reach them
+    through Arrow's dictionary codes: no Python string per row (two per row of the population
+    register, 20M rows at 20M persons)."""
     parts = []
     for names in (last, first):
-        codes, keys = name_codes(names.to_numpy(zero_copy_only=False))
-        parts.append(pc.take(pa.array(keys, pa.string()), pa.array(codes, mask=codes < 0)) if len(keys)
-                     else pa.nulls(len(codes), pa.string()))
+        if isinstance(names, pa.ChunkedArray):
+            names = names.combine_chunks()
+        encoded = pc.dictionary_encode(names.cast(pa.string()))
+        codes, keys = name_codes(encoded.dictionary.to_numpy(zero_copy_only=False))
+        if not len(keys):
+            parts.append(pa.nulls(len(names), pa.string()))
+            continue
+        key_of_value = pa.array(codes, mask=codes < 0)
+        parts.append(pc.take(pa.array(keys, pa.string()), pc.take(key_of_value, encoded.indices)))
     return pc.binary_join_element_wise(pc.min_element_wise(parts[0], parts[1], skip_nulls=False),
                                        pc.max_element_wise(parts[0], parts[1], skip_nulls=False), "|")
 
@@ -753,7 +765,8 @@ def _phantom_reasons(linked: pa.Table, animal: np.ndarray, n_animals: int, lake:
 def livestock_anomalies(linked: pa.Table, lake: Lake) -> pa.Table:
     """One row per flagged animal and kind (``virtual`` or ``phantom``): where it is registered,
     in which registries, on how many records, and a pseudonymous key of its owner (keyed hash
-    of the owner IIN; the IIN and name never leave this function)."""
+    of the owner IIN; the IIN and name never leave this function). Of ``linked`` only the
+    columns :data:`ANOMALY_INPUT` are read."""
     key_enc = pc.dictionary_encode(linked.column("animal_key").combine_chunks())
     animal = key_enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     n_animals = len(key_enc.dictionary)

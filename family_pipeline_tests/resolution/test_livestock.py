@@ -14,8 +14,10 @@ from family_pipeline.ingestion import ingest_registry
 from family_pipeline.lib.identifiers import make_iins, valid_iin_mask
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.pseudonym import pseudonyms
+from family_pipeline.resolution import livestock
 from family_pipeline.resolution.livestock import (
     ANIMAL_RECORD_SCHEMA,
+    ANOMALY_INPUT,
     animal_records,
     link_animals,
     livestock_anomalies,
@@ -24,6 +26,7 @@ from family_pipeline.resolution.livestock import (
     normalize_tag,
     person_name_key,
 )
+from family_pipeline.resolution.normalize import name_key
 
 T = "KZ000100000123"
 # five people: born on different days, IINs issued by the project's own generator
@@ -329,3 +332,25 @@ def test_a_key_is_found_among_the_values_whichever_side_is_larger(keys, values):
 
     found = _in(pa.array(keys, pa.string()), pa.array(values, pa.string()))
     assert found.tolist() == [k is not None and k in values for k in keys]
+
+
+def test_name_keys_are_made_once_per_distinct_name_and_reach_every_row(monkeypatch):
+    last = pa.chunked_array([["Әбенова", None, "Абенова"], ["Нурланов", "Әбенова", ""]])
+    first = pa.chunked_array([["Айгерім", "Aibek", "Айгерим"], [None, "Айгерім", "x"]])
+    asked = []
+    codes = livestock.name_codes
+    monkeypatch.setattr(livestock, "name_codes", lambda values: asked.append(sorted(values)) or codes(values))
+    got = person_name_key(last, first).to_pylist()
+
+    def expected(a, b):
+        ka, kb = (name_key(v) if v is not None else None for v in (a, b))
+        return None if ka is None or kb is None else "|".join(sorted([ka, kb]))
+
+    assert got == [expected(a, b) for a, b in zip(last.to_pylist(), first.to_pylist())]
+    assert got[0] == got[4] and got[0] is not None
+    assert asked == [sorted(["Әбенова", "Абенова", "Нурланов", ""]), sorted(["Айгерім", "Aibek", "Айгерим", "x"])]
+
+
+def test_the_anomalies_read_only_their_input_columns(livestock_lake):
+    narrow = livestock_lake.read("resolution", "animal_records", columns=ANOMALY_INPUT)
+    assert livestock_anomalies(narrow, livestock_lake).equals(livestock_lake.read("resolution", "livestock_anomalies"))
