@@ -71,7 +71,7 @@ def _numbered(first: np.ndarray) -> np.ndarray:
     """Labels 0..k-1 from each node's group's smallest node, numbered in order of those nodes
     (of first member: the order ``dense_codes`` gives, with no hash table of every node)."""
     is_first = first == np.arange(len(first), dtype=first.dtype)
-    rank = np.cumsum(is_first, dtype=np.int64)
+    rank = np.cumsum(is_first, dtype=_index_type(len(first)))  # int32 below 2^31 nodes
     rank -= 1
     return rank[first]
 
@@ -92,7 +92,7 @@ def _cores(labels: np.ndarray, support: np.ndarray) -> np.ndarray:
     if len(ordered):
         first[0] = True
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    core = np.empty(labels.max() + 1 if len(labels) else 0, np.int64)
+    core = np.empty(labels.max() + 1 if len(labels) else 0, _index_type(len(labels)))
     core[ordered[first]] = order[first]
     return core
 
@@ -234,7 +234,7 @@ def cluster_links(n: int, ki: np.ndarray, kj: np.ndarray, kp: np.ndarray, suppor
     # held 1 GB of them by its end)
     release_free_memory()
     core = _cores(labels, support)
-    members = np.flatnonzero(core[labels] != np.arange(n))
+    members = np.flatnonzero(core[labels] != np.arange(n, dtype=core.dtype))
     fit = compatible(members, core[labels[members]]) if len(members) else np.empty(0, bool)
     broken = np.unique(labels[members[~fit]])
     del core, members, fit
