@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from family_pipeline.resolution.blocking import group_order, pairs_within, release_free_memory
 
-__all__ = ["MATRIX_WIDTH", "cluster", "cluster_links", "components"]
+__all__ = ["MATRIX_WIDTH", "cluster_links", "components"]
 
 #: broken components up to this padded size are rebuilt together on compatibility matrices
 MATRIX_WIDTH = 512
@@ -206,27 +206,16 @@ def _rebuild_one(members: np.ndarray, eu: np.ndarray, ev: np.ndarray,
     return grp, refused
 
 
-def cluster(n: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, support: np.ndarray,
-            compatible: Callable[[np.ndarray, np.ndarray], np.ndarray],
-            exclude: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-    """Cluster label per record (0..k-1 in order of first member) and statistics.
+def cluster_links(n: int, ki: np.ndarray, kj: np.ndarray, kp: np.ndarray, support: np.ndarray,
+                  compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Cluster label per record (0..k-1 in order of first member) and statistics, from the links
+    alone: the pairs (``ki``, ``kj``) at or above the threshold that contradict nothing, with
+    their probabilities ``kp`` (the other candidate pairs and the levels need not be in memory).
 
     ``compatible(a, b)`` says, per record pair, that nothing in them contradicts one person (no
     conflicting birth date, first name or checked national id); a member must be compatible with
-    its core and, when a component is rebuilt, with every member of a group it joins. Pairs at
-    the positions ``exclude`` are no links whatever their probability.
+    its core and, when a component is rebuilt, with every member of a group it joins.
     """
-    keep = p >= threshold
-    if exclude is not None and len(exclude):
-        keep[exclude] = False
-    return cluster_links(n, i[keep], j[keep], p[keep], support, compatible)
-
-
-def cluster_links(n: int, ki: np.ndarray, kj: np.ndarray, kp: np.ndarray, support: np.ndarray,
-                  compatible: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, dict]:
-    """:func:`cluster` from the links alone: the pairs (``ki``, ``kj``) that are links, with their
-    probabilities ``kp``. The candidate pairs that are no links need not be in memory while the
-    clusters are made, nor any pair's levels."""
     first = components(n, ki, kj)  # each record's component's smallest record
     labels = _numbered(first)
     # each part's temporaries handed back before the next part peaks (inside the linkage freed

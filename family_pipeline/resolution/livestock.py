@@ -30,6 +30,7 @@ from family_pipeline.lib.alphabet import KAZAKH_TO_RUSSIAN
 from family_pipeline.lib.identifiers import digits_matrix, valid_iin_mask
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.pseudonym import pseudonyms
+from family_pipeline.resolution.blocking import dictionary_codes
 from family_pipeline.resolution.normalize import name_codes
 
 __all__ = [
@@ -133,15 +134,11 @@ def person_name_key(last: pa.Array, first: pa.Array) -> pa.Array:
     register, 20M rows at 20M persons)."""
     parts = []
     for names in (last, first):
-        if isinstance(names, pa.ChunkedArray):
-            names = names.combine_chunks()
-        encoded = pc.dictionary_encode(names.cast(pa.string()))
-        codes, keys = name_codes(encoded.dictionary.to_numpy(zero_copy_only=False))
-        if not len(keys):
-            parts.append(pa.nulls(len(names), pa.string()))
-            continue
-        key_of_value = pa.array(codes, mask=codes < 0)
-        parts.append(pc.take(pa.array(keys, pa.string()), pc.take(key_of_value, encoded.indices)))
+        value, distinct = dictionary_codes(names.cast(pa.string()))
+        codes, keys = name_codes(distinct.to_numpy(zero_copy_only=False))
+        key = np.where(value >= 0, codes[np.maximum(value, 0)], -1) if len(codes) else np.full(len(value), -1)
+        parts.append(pc.take(pa.array(keys, pa.string()), pa.array(key, mask=key < 0)) if len(keys)
+                     else pa.nulls(len(value), pa.string()))
     return pc.binary_join_element_wise(pc.min_element_wise(parts[0], parts[1], skip_nulls=False),
                                        pc.max_element_wise(parts[0], parts[1], skip_nulls=False), "|")
 
