@@ -26,7 +26,7 @@ from family_pipeline.families import (
     form_families,
     formation_inputs,
 )
-from family_pipeline.families.features import family_feature_table
+from family_pipeline.families.features import write_family_features
 from family_pipeline.families.sources import FORMATION_REGISTRIES
 
 GROUP = "families"
@@ -140,20 +140,23 @@ def family_features_asset(context: dg.AssetExecutionContext, lake: LakeResource)
                                                       "settlement_type"]).to_pandas()
     persons = store.read("resolution", "persons", columns=["person_id", "sex", "birth_date"]).to_pandas()
     as_of = reference_date(store)
-    features = family_feature_table(store, members, families, persons, dictionary, catalog(), as_of)
+    path = store.table(GROUP, "family_features")
+    families_n = write_family_features(store, path, members, families, persons, dictionary, catalog(), as_of)
     del members, families, persons
-    path = store.write(GROUP, "family_features", features)
     seconds = round(time.perf_counter() - t0, 2)
-    context.log.info(f"{features.num_columns} parameters for {features.num_rows} families in {seconds}s")
+    columns_n = len(dictionary.names)
+    context.log.info(f"{columns_n} parameters for {families_n} families in {seconds}s")
     schema = dg.TableSchema(columns=[dg.TableColumn(f.name, f.dtype, description=f"{f.meaning} [{f.unit}]")
                                      for f in dictionary.features])
+    summarized = store.read(GROUP, "family_features", columns=[
+        "income_pc", "receives_asp", "large_family", "single_parent", "livestock_heads", "land_plots"])
 
     def column(name: str) -> np.ndarray:
-        return features.column(name).to_numpy()
+        return summarized.column(name).to_numpy()
 
     summary = {
-        "families": features.num_rows,
-        "income_pc_median": float(pd.Series(column("income_pc")).median()) if features.num_rows else 0.0,
+        "families": families_n,
+        "income_pc_median": float(pd.Series(column("income_pc")).median()) if families_n else 0.0,
         "receives_asp": int(column("receives_asp").sum()),
         "large_families": int(column("large_family").sum()),
         "single_parent_families": int(column("single_parent").sum()),
@@ -161,10 +164,10 @@ def family_features_asset(context: dg.AssetExecutionContext, lake: LakeResource)
         "with_land": int((column("land_plots") > 0).sum()),
     }
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": features.num_rows,
+        "dagster/row_count": families_n,
         "dagster/column_schema": schema,
-        "columns": features.num_columns,
-        "parameters": features.num_columns - 1,
+        "columns": columns_n,
+        "parameters": columns_n - 1,
         "dictionary": dg.MetadataValue.path(f"seeds/{FEATURES_FILE}"),
         "dictionary_version": dictionary.version,
         "as_of": as_of.isoformat(),

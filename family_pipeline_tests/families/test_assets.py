@@ -3,6 +3,7 @@ families → family_features, on a real Dagster instance, measured against the t
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -137,3 +138,43 @@ def test_rematerializing_gives_byte_identical_tables(families_run, tmp_path_fact
     assert result.success
     for name, data in before.items():
         assert lake.table("families", name).read_bytes() == data, name
+
+
+def test_features_written_a_slice_at_a_time_are_the_table_computed_whole(families_run, tmp_path, monkeypatch):
+    """The asset's writer sets every section's numeric columns aside on disk and writes the table
+    a slice of families at a time; the file holds the table ``family_features`` computes in memory,
+    in row groups of the lake's size, and the set-aside files are gone afterwards."""
+    from family_pipeline.catalog import catalog
+    from family_pipeline.families import features as module
+    from family_pipeline.families.sources import reference_date
+    from family_pipeline.lib import lake as lake_module
+
+    lake = families_run["lake"]
+    members = lake.read("families", "family_members", columns=["person_id", "family_id", "role"]).to_pandas()
+    families = lake.read("families", "families", columns=["family_id", "head_person_id", "family_type", "region",
+                                                          "settlement_type"]).to_pandas()
+    persons = lake.read("resolution", "persons", columns=["person_id", "sex", "birth_date"]).to_pandas()
+    dictionary, as_of = feature_dictionary(), reference_date(lake)
+    whole = module.family_features(lake, members, families, persons, dictionary, catalog(), as_of)
+
+    spilled = module.feature_columns(lake, members, families, persons, dictionary, catalog(), as_of,
+                                     spill_dir=tmp_path)
+    assert isinstance(spilled["members"], np.memmap) and isinstance(spilled["income_pc"], np.memmap)
+    assert spilled["region"].dtype == object          # text stays in memory
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{n}.npy" for n, t in dictionary.dtypes.items() if t != "str")
+    del spilled
+
+    out = tmp_path / "out"
+    size = max(len(whole) // 3, 1)
+    monkeypatch.setattr(lake_module, "ROW_GROUP", size)
+    monkeypatch.setattr(module, "FEATURE_SLICE", size)
+    assert module.write_family_features(lake, out / "f.parquet", members, families, persons, dictionary,
+                                        catalog(), as_of) == len(whole)
+    assert [p.name for p in out.iterdir()] == ["f.parquet"]
+    written = pq.ParquetFile(out / "f.parquet")
+    assert written.metadata.num_row_groups == -(-len(whole) // size) >= 3
+    table = written.read()
+    assert table.equals(pa.Table.from_pandas(whole, preserve_index=False))
+    assert table.schema.pandas_metadata["columns"] == pq.read_schema(
+        lake.table("families", "family_features")).pandas_metadata["columns"]
