@@ -114,7 +114,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            synth=not args.no_synth, evaluate=args.evaluate or args.truth_after, defect_scale=args.defect_scale,
                            stages=tuple(args.stages or STAGES), processes=args.processes,
                            whole_country_at_once=args.whole_country_steps,
-                           truth_in_run=not args.truth_after)
+                           truth_in_run=not (args.truth_after or args.no_truth))
     summary = {k: report[k] for k in ("persons", "synth", "pipeline_seconds", "peak_memory_mb", "success", "report")
                if k in report}
     print(json.dumps(summary, indent=2))
@@ -190,10 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     bb.add_argument("--seed", type=int, default=DEFAULT_SEED)
     bb.add_argument("--data", help="data directory (default $FAMILY_PIPELINE_DATA or ./data)")
     bb.add_argument("--no-synth", action="store_true", help="reuse the country already in --data")
-    bb.add_argument("--evaluate", action="store_true", help="add the evaluation report (reads the truth)")
-    bb.add_argument("--truth-after", action="store_true",
-                    help="time the run as production runs it, without the truth figures in the assets' metadata; "
-                         "the accuracy comes from the evaluation after it (implies --evaluate)")
+    truth = bb.add_mutually_exclusive_group()
+    truth.add_argument("--evaluate", action="store_true", help="add the evaluation report (reads the truth)")
+    truth.add_argument("--truth-after", action="store_true",
+                       help="time the run as production runs it, without the truth figures in the assets' metadata; "
+                            "the accuracy comes from the evaluation after it (implies --evaluate)")
+    truth.add_argument("--no-truth", action="store_true",
+                       help="time the run as production runs it and measure no accuracy at all (no truth figures "
+                            "in the assets' metadata, no evaluation after it): at national size the evaluation "
+                            "reads the whole truth")
     bb.add_argument("--defect-scale", type=float, default=1.0, help="multiply every defect rate of the country")
     bb.add_argument("--stages", nargs="*", help="only these stages, in data-flow order (default: all)")
     bb.add_argument("--processes", type=int, default=1,

@@ -67,6 +67,25 @@ def test_bench_can_time_the_run_without_the_truth_and_evaluate_after(lake_copy, 
     assert report["evaluation_seconds"] > 0
 
 
+def test_bench_can_time_the_run_with_no_truth_at_all(lake_copy, tmp_path, monkeypatch, capsys):
+    """``--no-truth``: production timing (no truth figures in the assets) and no evaluation after
+    the run, for a national run where the evaluation would read the whole truth."""
+    from family_pipeline.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAMILY_PIPELINE_TRUTH_IN_RUN", "1")  # restored after the test: the bench sets it
+    assert main(["bench", "--no-synth", "--data", str(lake_copy), "--stages", "families", "--no-truth"]) == 0
+    report = json.loads((lake_copy / "reports" / "bench.json").read_text())
+    assert report["success"] is True and report["truth_in_run"] is False
+    assert "evaluation" not in report and "evaluation_seconds" not in report
+    metadata = _family_metadata()
+    assert metadata["families"].value > 0 and not any(k.startswith("truth_") for k in metadata)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # no truth and an evaluation contradict each other
+        main(["bench", "--no-synth", "--data", str(lake_copy), "--no-truth", "--evaluate"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_stages_follow_the_data_flow():
     assert STAGES.index("registries") < STAGES.index("resolution") < STAGES.index("quality") \
         < STAGES.index("families") < STAGES.index("scoring") < STAGES.index("services") < STAGES.index("warehouse")
