@@ -46,13 +46,14 @@ vectorised over numpy/pandas columns; the inputs are at most a few rows per pers
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from family_pipeline.families.sets import isin
 from family_pipeline.families.sources import FormationInputs
 
 __all__ = [
@@ -212,13 +213,145 @@ def _one_per_person(pairs: pd.DataFrame, order: list[str], ascending: list[bool]
     return pd.concat(kept, ignore_index=True)
 
 
-# ------------------------------------------------------------------ formation
-def form_families(inputs: FormationInputs, rules: FormationRules | None = None) -> FamilyTables:
+def _address_text(res: pd.DataFrame, addresses: pd.DataFrame) -> tuple[pa.Array, pa.Array]:
+    """Each resident's region and normalised address: the text of the latest registration in
+    the address register (else the golden record's), in the golden record's region (survivorship
+    over every registry corrects a registration exported with a wrong region)."""
+    adr = addresses.sort_values(["person_id", "registered_since", "record_id"], ascending=[True, False, False],
+                                kind="mergesort", na_position="last").drop_duplicates("person_id")
+    adr = adr.set_index("person_id").reindex(res.person_id.to_numpy(np.int64))
+    region = pc.coalesce(_arrow_text(res.region), _arrow_text(adr.region))
+    text = _normal_text(pc.coalesce(_arrow_text(adr.address), _arrow_text(res.address)))
+    return region, text
+
+
+def _residents(golden: pd.DataFrame) -> pd.DataFrame:
+    """The living residents, by person id: the persons formation places."""
+    res = golden[golden.alive.astype(bool) & golden.resident.astype(bool)].sort_values("person_id", kind="mergesort")
+    return res.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ formation by parts
+#: residents formed at a time: a national country is formed a part at a time (``form_families``)
+PART_RESIDENTS = 2_000_000
+
+
+def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
+    """Per resident (row of ``res``), the smallest row of the residents it is related to, directly
+    or not: through a marriage record, a birth record (child, mother, father), a guardianship
+    record, or an address they share. Every rule reads only such relations, so each of these
+    groups is formed into the same families whether formed alone or with the country."""
+    from family_pipeline.resolution.clustering import components
+
+    pid = res.person_id.to_numpy(np.int64)
+    n = len(pid)
+    idx = pd.Index(pid)
+
+    def ix(ids) -> np.ndarray:
+        return idx.get_indexer(np.asarray(ids, dtype=np.int64))
+
+    region, text = _address_text(res, inputs.addresses)
+    key = _keys(region, text)
+    del region, text
+    code = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    code[pc.equal(key, "").to_numpy(zero_copy_only=False)] = -1
+    del key
+    at = np.flatnonzero(code >= 0)
+    at = at[np.argsort(code[at], kind="stable")]
+    same = code[at[1:]] == code[at[:-1]]
+    ends = [(at[:-1][same], at[1:][same])]  # consecutive residents of one address
+    del code, at, same
+    for frame, columns in ((inputs.marriages, ("husband_id", "wife_id")), (inputs.births, ("child_id", "mother_id")),
+                           (inputs.births, ("child_id", "father_id")), (inputs.guardianship, ("child_id", "guardian_id"))):
+        a, b = ix(frame[columns[0]]), ix(frame[columns[1]])
+        ok = (a >= 0) & (b >= 0)
+        ends.append((a[ok], b[ok]))
+    return components(n, np.concatenate([e[0] for e in ends]), np.concatenate([e[1] for e in ends]))
+
+
+def _parts(inputs: FormationInputs, res: pd.DataFrame, size: int) -> list[np.ndarray]:
+    """The residents' person ids cut into parts of about ``size`` (sorted), whole groups of
+    related residents each (``_related``; a group larger than ``size`` is a part of its own)."""
+    group = _related(inputs, res)
+    order = np.argsort(group, kind="stable")
+    group = group[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    ends = np.r_[starts[1:], len(group)]
+    pid = res.person_id.to_numpy(np.int64)
+    parts, first, filled = [], 0, 0  # first: the part's first group
+    for k in range(len(starts)):
+        if filled and filled + ends[k] - starts[k] > size:
+            parts.append(np.sort(pid[order[starts[first]:starts[k]]]))
+            first, filled = k, 0
+        filled += ends[k] - starts[k]
+    parts.append(np.sort(pid[order[starts[first]:]]))
+    return parts
+
+
+def _part_inputs(inputs: FormationInputs, ids: np.ndarray) -> FormationInputs:
+    """What formation reads about the residents ``ids`` (a part from ``_parts``): their golden
+    records and every registry row naming one of them."""
+    def of(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+        keep = np.zeros(len(frame), bool)
+        for c in columns:
+            keep |= isin(frame[c].to_numpy(np.int64), ids)
+        return frame[keep]
+
+    return replace(
+        inputs,
+        persons=of(inputs.persons, "person_id"),
+        marriages=of(inputs.marriages, "husband_id", "wife_id"),
+        divorces=of(inputs.divorces, "husband_id", "wife_id"),
+        births=of(inputs.births, "child_id", "mother_id", "father_id"),
+        guardianship=of(inputs.guardianship, "child_id", "guardian_id"),
+        students=of(inputs.students, "person_id"),
+        disabled=of(inputs.disabled, "person_id"),
+        addresses=of(inputs.addresses, "person_id"),
+        rural=of(inputs.rural, "person_id"),
+    )
+
+
+def _sum_stats(parts: list[dict]) -> dict:
+    def add(values: list):
+        if isinstance(values[0], dict):
+            return {k: add([v[k] for v in values]) for k in values[0]}
+        return sum(values) if isinstance(values[0], int) else values[0]
+
+    return add(parts)
+
+
+def form_families(inputs: FormationInputs, rules: FormationRules | None = None,
+                  part_residents: int | None = None) -> FamilyTables:
+    """Every living resident in one family (the rules are in this module's docstring).
+
+    More than ``part_residents`` residents (default ``PART_RESIDENTS``) are formed a part at a
+    time: parts of related residents (``_parts``), each formed alone (``_form``) with the
+    registry rows naming its residents, so the arrays of one part are held at a time instead of
+    every resident's. The tables are the ones the whole country formed at once gives."""
     rules = rules or FormationRules()
+    size = PART_RESIDENTS if part_residents is None else part_residents
+    golden = inputs.persons
+    res = _residents(golden)
+    if len(res) <= size:
+        del res
+        return _form(inputs, rules)
+    parts = _parts(inputs, res, size)
+    del res
+    tables = [_form(_part_inputs(inputs, ids), rules) for ids in parts]
+    members = pd.concat([t.members for t in tables], ignore_index=True)
+    members = members.sort_values(["family_id", "person_id"], kind="mergesort").reset_index(drop=True)
+    families = pd.concat([t.families for t in tables], ignore_index=True)
+    families = families.sort_values(["family_id", "head_person_id"], kind="mergesort").reset_index(drop=True)
+    stats = _sum_stats([t.stats for t in tables])
+    stats["golden_alive_not_resident"] = int((golden.alive.astype(bool) & ~golden.resident.astype(bool)).sum())
+    return FamilyTables(members=members, families=families, stats=stats)
+
+
+# ------------------------------------------------------------------ formation
+def _form(inputs: FormationInputs, rules: FormationRules) -> FamilyTables:
     on = inputs.as_of
     golden = inputs.persons
-    res = golden[golden.alive.astype(bool) & golden.resident.astype(bool)].sort_values("person_id", kind="mergesort")
-    res = res.reset_index(drop=True)
+    res = _residents(golden)
     pid = res.person_id.to_numpy(np.int64)
     n = len(pid)
     idx = pd.Series(np.arange(n, dtype=np.int64), index=pid)
@@ -231,15 +364,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None) 
     male = res.sex.astype("object").eq("M").to_numpy()
     female = res.sex.astype("object").eq("F").to_numpy()
 
-    # address: the text of the latest registration in the address register (else the golden
-    # record's), in the golden record's region (survivorship over every registry corrects a
-    # registration exported with a wrong region)
-    adr = inputs.addresses.sort_values(["person_id", "registered_since", "record_id"], ascending=[True, False, False],
-                                       kind="mergesort", na_position="last").drop_duplicates("person_id")
-    adr = adr.set_index("person_id").reindex(pid)
-    region = pc.coalesce(_arrow_text(res.region), _arrow_text(adr.region))
-    text = _normal_text(pc.coalesce(_arrow_text(adr.address), _arrow_text(res.address)))
-    del adr
+    region, text = _address_text(res, inputs.addresses)
     key = _keys(region, text)
     no_key = pc.equal(key, "").to_numpy(zero_copy_only=False)
     addr_code = _sorted_codes(key)

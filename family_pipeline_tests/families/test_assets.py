@@ -178,3 +178,26 @@ def test_features_written_a_slice_at_a_time_are_the_table_computed_whole(familie
     assert table.equals(pa.Table.from_pandas(whole, preserve_index=False))
     assert table.schema.pandas_metadata["columns"] == pq.read_schema(
         lake.table("families", "family_features")).pandas_metadata["columns"]
+
+
+def test_a_country_formed_a_part_at_a_time_gets_the_families_formed_at_once(families_run):
+    """Formation by parts of related residents (spouses, parents, children, wards, people at one
+    address) gives the families, members and counts of the whole country formed at once."""
+    from family_pipeline.families import formation
+    from family_pipeline.families.sources import formation_inputs
+
+    inputs = formation_inputs(families_run["lake"])
+    whole = formation.form_families(inputs)
+    residents = whole.stats["residents"]
+    size = residents // 7
+    parts = formation._parts(inputs, formation._residents(inputs.persons), size)
+    assert len(parts) >= 7 and sum(len(p) for p in parts) == residents
+    assert max(len(p) for p in parts) <= size
+    together = whole.members.groupby("family_id").person_id.apply(set)
+    part_of = {pid: k for k, part in enumerate(parts) for pid in part.tolist()}
+    assert all(len({part_of[p] for p in family}) == 1 for family in together)  # no family is cut
+
+    by_parts = formation.form_families(inputs, part_residents=size)
+    assert by_parts.members.equals(whole.members)
+    assert by_parts.families.equals(whole.families)
+    assert by_parts.stats == whole.stats
