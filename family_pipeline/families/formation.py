@@ -236,6 +236,27 @@ def _residents(golden: pd.DataFrame) -> pd.DataFrame:
 PART_RESIDENTS = 2_000_000
 
 
+#: residents whose address keys are made at a time by ``_address_hashes``
+ADDRESS_SLICE = 1 << 20
+
+
+def _address_hashes(res: pd.DataFrame, addresses: pd.DataFrame) -> np.ndarray:
+    """Per resident (``res`` sorted by person id), a non-negative 64-bit hash of the address key
+    ``_form`` compares (``_keys``), -1 where the address is unknown. Made a slice of residents
+    at a time (a range of person ids), so the address text of the whole country is never held;
+    two addresses with one hash only join their residents' groups, a part a little larger."""
+    pid = res.person_id.to_numpy(np.int64)
+    who = addresses.person_id.to_numpy(np.int64)
+    out = np.full(len(pid), -1, dtype=np.int64)
+    for s in range(0, len(pid), ADDRESS_SLICE):
+        ids = pid[s:s + ADDRESS_SLICE]
+        key = _keys(*_address_text(res.iloc[s:s + len(ids)], addresses[(who >= ids[0]) & (who <= ids[-1])]))
+        known = pc.not_equal(key, "").to_numpy(zero_copy_only=False)
+        hashed = pd.util.hash_array(np.asarray(key.to_numpy(zero_copy_only=False), dtype=object))
+        out[s:s + len(ids)] = np.where(known, (hashed >> np.uint64(1)).astype(np.int64), -1)
+    return out
+
+
 def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
     """Per resident (row of ``res``), the smallest row of the residents it is related to, directly
     or not: through a marriage record, a birth record (child, mother, father), a guardianship
@@ -250,12 +271,7 @@ def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
     def ix(ids) -> np.ndarray:
         return idx.get_indexer(np.asarray(ids, dtype=np.int64))
 
-    region, text = _address_text(res, inputs.addresses)
-    key = _keys(region, text)
-    del region, text
-    code = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    code[pc.equal(key, "").to_numpy(zero_copy_only=False)] = -1
-    del key
+    code = _address_hashes(res, inputs.addresses)
     at = np.flatnonzero(code >= 0)
     at = at[np.argsort(code[at], kind="stable")]
     same = code[at[1:]] == code[at[:-1]]

@@ -180,9 +180,10 @@ def test_features_written_a_slice_at_a_time_are_the_table_computed_whole(familie
         lake.table("families", "family_features")).pandas_metadata["columns"]
 
 
-def test_a_country_formed_a_part_at_a_time_gets_the_families_formed_at_once(families_run):
+def test_a_country_formed_a_part_at_a_time_gets_the_families_formed_at_once(families_run, monkeypatch):
     """Formation by parts of related residents (spouses, parents, children, wards, people at one
-    address) gives the families, members and counts of the whole country formed at once."""
+    address, their addresses compared a slice of residents at a time) gives the families, members
+    and counts of the whole country formed at once."""
     from family_pipeline.families import formation
     from family_pipeline.families.sources import formation_inputs
 
@@ -190,6 +191,7 @@ def test_a_country_formed_a_part_at_a_time_gets_the_families_formed_at_once(fami
     whole = formation.form_families(inputs)
     residents = whole.stats["residents"]
     size = residents // 7
+    monkeypatch.setattr(formation, "ADDRESS_SLICE", residents // 5)
     parts = formation._parts(inputs, formation._residents(inputs.persons), size)
     assert len(parts) >= 7 and sum(len(p) for p in parts) == residents
     assert max(len(p) for p in parts) <= size
