@@ -119,7 +119,8 @@ def person_facts(persons: pd.DataFrame, address: pd.DataFrame, population: pd.Da
     latest = latest.set_index("person_id")
     # no address record at all is a gap in the data (a quarantined row, an unlinked record), not
     # proof of no registration: "unknown", never judged
-    facts["registration"] = latest.registration.reindex(facts.index).fillna("unknown").to_numpy()
+    # the few values of a text column as a category: no Python string per person
+    facts["registration"] = pd.Categorical(latest.registration.reindex(facts.index).fillna("unknown"))
     facts["registered_since"] = latest.registered_since.reindex(facts.index).to_numpy()
     facts["region"] = facts.region.fillna(latest.region.reindex(facts.index))
     cit = population.dropna(subset=["citizenship"]).drop_duplicates("person_id").set_index("person_id").citizenship
@@ -127,7 +128,7 @@ def person_facts(persons: pd.DataFrame, address: pd.DataFrame, population: pd.Da
     ids = facts.index.to_numpy()
     citizenship = np.where(isin(ids, foreigner_ids) & (citizenship == "KZ"), "foreign", citizenship)
     citizenship = np.where(isin(ids, kandas_ids), "kandas", citizenship)
-    facts["citizenship"] = citizenship
+    facts["citizenship"] = pd.Categorical(citizenship)
     death = facts.death_date.to_numpy().astype("datetime64[D]")
     facts["alive"] = np.isnat(death) | (death > np.datetime64(as_of, "D"))
     return facts
@@ -147,8 +148,11 @@ def _family_owned(person_ids: np.ndarray, members: pd.DataFrame | None, owners: 
 
 def _failing(facts: pd.DataFrame, person_ids: np.ndarray, regions: np.ndarray, owned: np.ndarray,
              rules: HousingRules, as_of: dt.date) -> dict[str, np.ndarray]:
-    f = facts.reindex(person_ids)
-    known = f.index.isin(facts.index)
+    if facts.index.equals(pd.Index(person_ids)):  # every person of the facts, in their order: no copy
+        f, known = facts, np.ones(len(facts), bool)
+    else:
+        f = facts.reindex(person_ids)
+        known = f.index.isin(facts.index)
     since = f.registered_since.to_numpy().astype("datetime64[D]")
     cutoff = years_before(as_of, rules.registration.minimum_years)
     alive = f.alive.fillna(True).to_numpy(bool)
@@ -260,13 +264,16 @@ def housing_audit_from_lake(lake, rules: HousingRules, as_of: dt.date) -> tuple[
     foreigners = registry_persons(lake, "foreigners_register", []).person_id.to_numpy(np.int64)
     kandas = registry_persons(lake, "kandas_register", []).person_id.to_numpy(np.int64)
     facts = person_facts(persons, address, population, foreigners, kandas, as_of)
+    del persons, address, population, foreigners, kandas  # every frame is let go once used (whole-country reads)
     entries = queue_entries(pd.concat(records, ignore_index=True), facts.region, rules.queue_registry_regions)
+    del records
     estate = registry_persons(lake, "gbd_rn_real_estate", ["cadastral_no", "kind", "acquired_date", "disposed_date"],
                               group="owner")
     deals = registry_persons(lake, "notary_deals", ["cadastral_no", "deal_date"], group="owner")
     kinds = estate.drop_duplicates("cadastral_no").set_index("cadastral_no").kind
     deals["kind"] = kinds.reindex(deals.cadastral_no).to_numpy(dtype=object)
     owners = residential_owners(estate, deals, rules, as_of)
+    del estate, deals, kinds
     members = family_members(lake)
     audit = audit_queue(entries, facts, members, owners, rules, as_of)
     outside = eligible_outside_queue(facts, members, owners, entries.person_id.to_numpy(np.int64), rules, as_of)
