@@ -236,33 +236,52 @@ def _residents(golden: pd.DataFrame) -> pd.DataFrame:
 PART_RESIDENTS = 2_000_000
 
 
-#: residents whose address keys are made at a time by ``_address_hashes``
+#: residents whose addresses are made at a time by ``_resident_addresses``
 ADDRESS_SLICE = 1 << 20
 
 
-def _address_hashes(res: pd.DataFrame, addresses: pd.DataFrame) -> np.ndarray:
-    """Per resident (``res`` sorted by person id), a non-negative 64-bit hash of the address key
-    ``_form`` compares (``_keys``), -1 where the address is unknown. Made a slice of residents
-    at a time (a range of person ids), so the address text of the whole country is never held;
-    two addresses with one hash only join their residents' groups, a part a little larger."""
+@dataclass(frozen=True)
+class _Addresses:
+    """Per resident: an address code (equal codes are equal addresses, -1 where unknown), whether
+    the address is a house (no flat number), and the region."""
+
+    code: np.ndarray
+    house: np.ndarray
+    region: pa.Array
+
+    def take(self, rows: np.ndarray) -> _Addresses:
+        return _Addresses(self.code[rows], self.house[rows], self.region.take(pa.array(rows)))
+
+
+def _resident_addresses(res: pd.DataFrame, addresses: pd.DataFrame) -> _Addresses:
+    """The addresses of the residents (``res``, sorted by person id), made a slice of residents
+    (a range of person ids) at a time: the address text of the whole country is never held, only
+    its distinct keys (``_keys``), numbered in order of first appearance."""
     pid = res.person_id.to_numpy(np.int64)
     who = addresses.person_id.to_numpy(np.int64)
-    out = np.full(len(pid), -1, dtype=np.int64)
+    code = np.full(len(pid), -1, dtype=np.int64)
+    house = np.zeros(len(pid), dtype=bool)
+    regions = [pa.array([], pa.string())]
+    known = pa.array([], pa.string())  # every distinct key so far, in order of first appearance
     for s in range(0, len(pid), ADDRESS_SLICE):
         ids = pid[s:s + ADDRESS_SLICE]
-        key = _keys(*_address_text(res.iloc[s:s + len(ids)], addresses[(who >= ids[0]) & (who <= ids[-1])]))
-        known = pc.not_equal(key, "").to_numpy(zero_copy_only=False)
-        encoded = pc.dictionary_encode(key)  # each distinct address hashed once (a third of the residents at 1M)
-        hashed = pd.util.hash_array(np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object))
-        hashed = (hashed >> np.uint64(1)).astype(np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
-        out[s:s + len(ids)] = np.where(known, hashed, -1)
-    return out
+        region, text = _address_text(res.iloc[s:s + len(ids)], addresses[(who >= ids[0]) & (who <= ids[-1])])
+        key = _keys(region, text)
+        no_key = pc.equal(key, "").to_numpy(zero_copy_only=False)
+        encoded = pc.dictionary_encode(key)
+        distinct = encoded.dictionary
+        known = pa.concat_arrays([known, distinct.filter(pc.invert(pc.is_in(distinct, value_set=known)))])
+        number = pc.index_in(distinct, value_set=known).to_numpy(zero_copy_only=False).astype(np.int64)
+        code[s:s + len(ids)] = np.where(no_key, -1, number[encoded.indices.to_numpy(zero_copy_only=False)])
+        house[s:s + len(ids)] = ~_flat(text) & ~no_key
+        regions.append(region)
+    return _Addresses(code, house, pa.concat_arrays(regions))
 
 
-def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
+def _related(inputs: FormationInputs, res: pd.DataFrame, code: np.ndarray) -> np.ndarray:
     """Per resident (row of ``res``), the smallest row of the residents it is related to, directly
     or not: through a marriage record, a birth record (child, mother, father), a guardianship
-    record, or an address they share. Every rule reads only such relations, so each of these
+    record, or an address they share (``code``, from ``_resident_addresses``). Every rule reads only such relations, so each of these
     groups is formed into the same families whether formed alone or with the country."""
     from family_pipeline.resolution.clustering import components
 
@@ -273,12 +292,11 @@ def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
     def ix(ids) -> np.ndarray:
         return idx.get_indexer(np.asarray(ids, dtype=np.int64))
 
-    code = _address_hashes(res, inputs.addresses)
     at = np.flatnonzero(code >= 0)
     at = at[np.argsort(code[at], kind="stable")]
     same = code[at[1:]] == code[at[:-1]]
     ends = [(at[:-1][same], at[1:][same])]  # consecutive residents of one address
-    del code, at, same
+    del at, same
     for frame, columns in ((inputs.marriages, ("husband_id", "wife_id")), (inputs.births, ("child_id", "mother_id")),
                            (inputs.births, ("child_id", "father_id")), (inputs.guardianship, ("child_id", "guardian_id"))):
         a, b = ix(frame[columns[0]]), ix(frame[columns[1]])
@@ -287,10 +305,10 @@ def _related(inputs: FormationInputs, res: pd.DataFrame) -> np.ndarray:
     return components(n, np.concatenate([e[0] for e in ends]), np.concatenate([e[1] for e in ends]))
 
 
-def _parts(inputs: FormationInputs, res: pd.DataFrame, size: int) -> list[np.ndarray]:
+def _parts(inputs: FormationInputs, res: pd.DataFrame, code: np.ndarray, size: int) -> list[np.ndarray]:
     """The residents' person ids cut into parts of about ``size`` (sorted), whole groups of
     related residents each (``_related``; a group larger than ``size`` is a part of its own)."""
-    group = _related(inputs, res)
+    group = _related(inputs, res, code)
     order = np.argsort(group, kind="stable")
     group = group[order]
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
@@ -344,8 +362,9 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None,
 
     More than ``part_residents`` residents (default ``PART_RESIDENTS``) are formed a part at a
     time: parts of related residents (``_parts``), each formed alone (``_form``) with the
-    registry rows naming its residents, so the arrays of one part are held at a time instead of
-    every resident's. The tables are the ones the whole country formed at once gives."""
+    registry rows naming its residents and the addresses made once for every resident, so the
+    arrays of one part are held at a time instead of every resident's. The tables are the ones
+    the whole country formed at once gives."""
     rules = rules or FormationRules()
     size = PART_RESIDENTS if part_residents is None else part_residents
     golden = inputs.persons
@@ -353,9 +372,12 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None,
     if len(res) <= size:
         del res
         return _form(inputs, rules)
-    parts = _parts(inputs, res, size)
+    address = _resident_addresses(res, inputs.addresses)
+    parts = _parts(inputs, res, address.code, size)
+    pid = res.person_id.to_numpy(np.int64)
     del res
-    tables = [_form(_part_inputs(inputs, ids), rules) for ids in parts]
+    # a part's residents are its golden records sorted by person id: rows of every resident's
+    tables = [_form(_part_inputs(inputs, ids), rules, address.take(np.searchsorted(pid, ids))) for ids in parts]
     members = pd.concat([t.members for t in tables], ignore_index=True)
     members = members.sort_values(["family_id", "person_id"], kind="mergesort").reset_index(drop=True)
     families = pd.concat([t.families for t in tables], ignore_index=True)
@@ -366,7 +388,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None,
 
 
 # ------------------------------------------------------------------ formation
-def _form(inputs: FormationInputs, rules: FormationRules) -> FamilyTables:
+def _form(inputs: FormationInputs, rules: FormationRules, address: _Addresses | None = None) -> FamilyTables:
     on = inputs.as_of
     golden = inputs.persons
     res = _residents(golden)
@@ -382,14 +404,10 @@ def _form(inputs: FormationInputs, rules: FormationRules) -> FamilyTables:
     male = res.sex.astype("object").eq("M").to_numpy()
     female = res.sex.astype("object").eq("F").to_numpy()
 
-    region, text = _address_text(res, inputs.addresses)
-    key = _keys(region, text)
-    no_key = pc.equal(key, "").to_numpy(zero_copy_only=False)
-    addr_code = _sorted_codes(key)
-    addr_code[no_key] = -1
     # a village family's head lives in a house: an address with no flat number (used at the end)
-    house = ~_flat(text) & ~no_key
-    del key, text
+    address = _resident_addresses(res, inputs.addresses) if address is None else address
+    addr_code, house, region = address.code, address.house, address.region
+    del address
     # surnames as codes: equal codes are equal stems; an empty stem matches nobody
     stem_text = _stem(res.last_name)
     stem = _sorted_codes(stem_text)

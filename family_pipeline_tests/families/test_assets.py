@@ -192,7 +192,8 @@ def test_a_country_formed_a_part_at_a_time_gets_the_families_formed_at_once(fami
     residents = whole.stats["residents"]
     size = residents // 7
     monkeypatch.setattr(formation, "ADDRESS_SLICE", residents // 5)
-    parts = formation._parts(inputs, formation._residents(inputs.persons), size)
+    res = formation._residents(inputs.persons)
+    parts = formation._parts(inputs, res, formation._resident_addresses(res, inputs.addresses).code, size)
     assert len(parts) >= 7 and sum(len(p) for p in parts) == residents
     assert max(len(p) for p in parts) <= size
     together = whole.members.groupby("family_id").person_id.apply(set)
