@@ -117,7 +117,7 @@ def write_family_features(store: Lake, path: Path, members: pd.DataFrame, famili
     ``Table.from_pandas(family_features(...))`` would write: the same schema, pandas metadata and
     row groups) and return the number of families.
 
-    The columns are computed with each section's numeric columns set aside on disk next to
+    The columns are computed with the numeric ones set aside on disk as they are made, next to
     ``path`` (``_Columns``), and the table is then made and written a slice of families at a
     time: neither the computed columns nor the table are ever held whole (at 20M persons they
     are 6.2M families x 150 columns, 7.5 GB)."""
@@ -151,10 +151,10 @@ FEATURE_SLICE = ROW_GROUP
 class _Columns:
     """The computed feature columns by name, in the order they were set.
 
-    With a ``spill_dir``, ``spill()`` (called after every section) moves the numeric columns
-    set so far to disk, one ``.npy`` file each with the values exactly as computed, and reading
-    one back maps its file; the text columns (a handful of shared strings per family) stay in
-    memory. Without one, every column stays in memory."""
+    With a ``spill_dir``, a numeric column goes to disk as it is set (one ``.npy`` file, the
+    values exactly as computed) and is mapped back when read; the text columns (a handful of
+    shared strings per family) stay in memory. Without one, every column stays in memory. A
+    column is set once (a file another section has mapped is never rewritten)."""
 
     def __init__(self, spill_dir: Path | None = None):
         self._dir = spill_dir
@@ -163,9 +163,15 @@ class _Columns:
         self._order: dict[str, None] = {}
 
     def __setitem__(self, name: str, values) -> None:
-        self._files.pop(name, None)
-        self._held[name] = values
+        if name in self._order:
+            raise ValueError(f"feature column {name!r} computed twice")
         self._order[name] = None
+        values = np.asarray(values)
+        if self._dir is None or values.dtype == object:
+            self._held[name] = values
+            return
+        self._files[name] = self._dir / f"{name}.npy"
+        np.save(self._files[name], values, allow_pickle=False)
 
     def __getitem__(self, name: str):
         if name in self._held:
@@ -177,18 +183,6 @@ class _Columns:
 
     def __iter__(self):
         return iter(self._order)
-
-    def spill(self) -> None:
-        if self._dir is None:
-            return
-        for name in list(self._held):
-            values = np.asarray(self._held[name])
-            if values.dtype == object:
-                continue
-            path = self._dir / f"{name}.npy"
-            np.save(path, values, allow_pickle=False)
-            self._files[name] = path
-            del self._held[name], values
 
 
 class _Sources:
@@ -247,25 +241,19 @@ def feature_columns(store: Lake, members: pd.DataFrame, families: pd.DataFrame, 
     src = _Sources(store, fam, members, persons, families, dictionary.parameters, as_of)
     F = _Columns(spill_dir)
     working_age = _composition(src, F)
-    F.spill()
     _residence(src, F)
-    F.spill()
     disabled_ids = _disability(src, F)
-    F.spill()
     student_ids = _education(src, F)
-    F.spill()
     ip_active_rows = _work_and_income(src, F, cat, working_age, student_ids, disabled_ids)
     del disabled_ids, student_ids, working_age
-    for section in (_benefits, _real_estate, _vehicles_and_land, _livestock):
-        F.spill()
-        section(src, F)
-    F.spill()
+    _benefits(src, F)
+    _real_estate(src, F)
+    _vehicles_and_land(src, F)
+    _livestock(src, F)
     _businesses(src, F, ip_active_rows)
     del ip_active_rows
-    for section in (_credit_and_debt, _health_and_justice):
-        F.spill()
-        section(src, F)
-    F.spill()
+    _credit_and_debt(src, F)
+    _health_and_justice(src, F)
 
     missing = [n for n in dictionary.names if n not in F]
     extra = [n for n in F if n not in dictionary.dtypes]

@@ -235,7 +235,6 @@ def _residents(golden: pd.DataFrame) -> pd.DataFrame:
 #: residents formed at a time: a national country is formed a part at a time (``form_families``)
 PART_RESIDENTS = 2_000_000
 
-
 #: residents whose addresses are made at a time by ``_resident_addresses``
 ADDRESS_SLICE = 1 << 20
 
@@ -281,8 +280,9 @@ def _resident_addresses(res: pd.DataFrame, addresses: pd.DataFrame) -> _Addresse
 def _related(inputs: FormationInputs, res: pd.DataFrame, code: np.ndarray) -> np.ndarray:
     """Per resident (row of ``res``), the smallest row of the residents it is related to, directly
     or not: through a marriage record, a birth record (child, mother, father), a guardianship
-    record, or an address they share (``code``, from ``_resident_addresses``). Every rule reads only such relations, so each of these
-    groups is formed into the same families whether formed alone or with the country."""
+    record, or an address they share (``code``, from ``_resident_addresses``). Every rule reads
+    only such relations, so each of these groups is formed into the same families whether formed
+    alone or with the country."""
     from family_pipeline.resolution.clustering import components
 
     pid = res.person_id.to_numpy(np.int64)
@@ -297,9 +297,10 @@ def _related(inputs: FormationInputs, res: pd.DataFrame, code: np.ndarray) -> np
     same = code[at[1:]] == code[at[:-1]]
     ends = [(at[:-1][same], at[1:][same])]  # consecutive residents of one address
     del at, same
-    for frame, columns in ((inputs.marriages, ("husband_id", "wife_id")), (inputs.births, ("child_id", "mother_id")),
-                           (inputs.births, ("child_id", "father_id")), (inputs.guardianship, ("child_id", "guardian_id"))):
-        a, b = ix(frame[columns[0]]), ix(frame[columns[1]])
+    relations = ((inputs.marriages, "husband_id", "wife_id"), (inputs.births, "child_id", "mother_id"),
+                 (inputs.births, "child_id", "father_id"), (inputs.guardianship, "child_id", "guardian_id"))
+    for frame, one, other in relations:
+        a, b = ix(frame[one]), ix(frame[other])
         ok = (a >= 0) & (b >= 0)
         ends.append((a[ok], b[ok]))
     return components(n, np.concatenate([e[0] for e in ends]), np.concatenate([e[1] for e in ends]))
@@ -376,7 +377,7 @@ def form_families(inputs: FormationInputs, rules: FormationRules | None = None,
     parts = _parts(inputs, res, address.code, size)
     pid = res.person_id.to_numpy(np.int64)
     del res
-    # a part's residents are its golden records sorted by person id: rows of every resident's
+    # a part forms its residents in person-id order, so its addresses are their rows in ``pid``
     tables = [_form(_part_inputs(inputs, ids), rules, address.take(np.searchsorted(pid, ids))) for ids in parts]
     members = pd.concat([t.members for t in tables], ignore_index=True)
     members = members.sort_values(["family_id", "person_id"], kind="mergesort").reset_index(drop=True)
