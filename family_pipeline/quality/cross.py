@@ -23,7 +23,8 @@ from family_pipeline.lib.parquet_columns import ParquetRuns
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
 from family_pipeline.resolution.normalize import name_codes
 
-__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "RegionTally", "after_death", "align_persons", "duplicates", "fact_columns",
+__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "RegionTally", "after_death", "align_persons", "compact_frame", "duplicates",
+           "fact_columns",
            "iin_numbers", "join_parts", "livestock", "population_register", "region_follows", "region_pairs", "region_votes",
            "tag_disputes"]
 
@@ -64,6 +65,17 @@ def _arrow(values) -> pa.Array:
     return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
+def _text(values: pd.Series) -> pa.Array:
+    """A column of identifiers as Arrow text (numbers written as text)."""
+    return _arrow(values if pd.api.types.is_string_dtype(values.dtype) else values.astype(str))
+
+
+def compact_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas with no Python object per date (datetime64, not ``datetime.date``);
+    dictionaries become categories, and text is pandas' own Arrow-backed strings."""
+    return table.to_pandas(date_as_object=False)
+
+
 def iin_numbers(values) -> np.ndarray:
     """IINs as int64 (-1 where missing or not twelve digits): set lookups without strings."""
     arr = _arrow(values)
@@ -91,6 +103,15 @@ def _recode(codes: np.ndarray, values: np.ndarray, vocabulary: pd.Index) -> np.n
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1).astype(np.int64)
 
 
+def _name_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`name_codes` of a column; a category column is keyed once per category."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        per_category, keys = name_codes(pd.Series(values.cat.categories.to_numpy(dtype=object), dtype=object))
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        return np.where(codes >= 0, per_category[np.maximum(codes, 0)] if len(per_category) else -1, -1), keys
+    return name_codes(pd.Series(values, dtype=object))
+
+
 class NameBirthKeys:
     """Name-and-birth keys as int64: the (surname, first name) pairs the reference's own names
     make, numbered, times a million plus the birth date as YYMMDD. Names are compared in the
@@ -101,8 +122,8 @@ class NameBirthKeys:
 
     def __init__(self, sources: list[tuple[object, object]]):
         """``sources``: the (surnames, first names) columns every key of the reference is made of."""
-        last = [name_codes(pd.Series(s, dtype=object)) for s, _ in sources]
-        first = [name_codes(pd.Series(f, dtype=object)) for _, f in sources]
+        last = [_name_codes(s) for s, _ in sources]
+        first = [_name_codes(f) for _, f in sources]
         self.last = self._vocabulary(last)
         self.first = self._vocabulary(first)
         #: each source's (surname, first name) codes in the vocabularies, in the sources' order
@@ -115,6 +136,12 @@ class NameBirthKeys:
     def _vocabulary(coded: list[tuple[np.ndarray, np.ndarray]]) -> pd.Index:
         values = [v for _, v in coded if len(v)]
         return pd.Index(np.unique(np.concatenate(values)) if values else np.empty(0, object), dtype=object)
+
+    def take_codes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:attr:`codes`, handed over once: the keys keep only their vocabularies (the codes
+        are two int64 a row of every source, 0.6 GB at 20M persons, needed only to build)."""
+        codes, self.codes = self.codes, []
+        return codes
 
     def _pair(self, last: np.ndarray, first: np.ndarray) -> np.ndarray:
         return np.where((last >= 0) & (first >= 0), last * len(self.first) + first, -1)
@@ -153,7 +180,7 @@ def _unique_index(keys: np.ndarray, iins: np.ndarray, valid: np.ndarray, birth: 
     frame = pd.DataFrame({"k": keys, "i": number})
     frame = frame[(frame.k >= 0) & (frame.i >= 0)].drop_duplicates()
     frame = frame[~frame.k.duplicated(keep=False)]
-    return frame.set_index("k").i
+    return frame.set_index("k").i.sort_index()
 
 
 def _compact(frame: pd.DataFrame, iins: np.ndarray | None = None) -> pd.DataFrame:
@@ -187,9 +214,9 @@ class Reference:
                  xref: pa.Table | str | None = None):
         persons = persons.set_index("person_id")
         #: IIN -> records of the resolved person carrying it: which of two IINs the country uses
-        carried = iin_numbers(persons["iin"].to_numpy(dtype=object))
+        carried = iin_numbers(persons["iin"])
         self.golden = _compact(persons, carried)
-        self.register_iins = np.unique(iin_numbers(pd.Series(register_iins).dropna().to_numpy(dtype=object)))
+        self.register_iins = np.unique(iin_numbers(register_iins))
         self.register_iins = self.register_iins[self.register_iins >= 0]
         #: IINs a resolved person seen in two or more records carries: unknown to the register, but
         #: not to the country (a one-off mistyped IIN makes a person of one record only)
@@ -197,33 +224,34 @@ class Reference:
         numbers = carried[repeated]
         self.person_iins = np.unique(numbers[numbers >= 0])
         self.iin_mentions = pd.Series(persons["mentions"].to_numpy(np.int64)[carried >= 0], index=carried[carried >= 0])
-        self.iin_mentions = self.iin_mentions[~self.iin_mentions.index.duplicated()]
+        self.iin_mentions = self.iin_mentions[~self.iin_mentions.index.duplicated()].sort_index()
         self.death = pd.to_datetime(persons["death_date"], errors="coerce").dropna()
         has_register = register is not None and len(register) > 0
         #: name-and-birth keys of the names the reference knows: the register's and the persons'
         self.name_keys = NameBirthKeys([*([(register["last_name"], register["first_name"])] if has_register else []),
                                         (persons["last_name"], persons["first_name"])])
-        last, first = self.name_keys.codes[-1]
+        codes = self.name_keys.take_codes()
+        last, first = codes[-1]
         person_birth = _birth_yymmdd(persons["birth_date"])
         # the register by name and birth date: the IIN it gives the person so named and born
         if has_register:
             birth = _birth_yymmdd(register["birth_date"])
-            keys = self.name_keys.of_codes(*self.name_keys.codes[0], birth)
+            keys = self.name_keys.of_codes(*codes[0], birth)
             valid = register["iin_valid"].fillna(False).to_numpy(dtype=bool) if "iin_valid" in register \
                 else valid_iin_mask(register["iin"].to_numpy(dtype=object))
             # only entries whose IIN the resolved persons give the same name and birth date: a
             # register IIN mistyped into another real person's IIN names that person, not this one
             person_key = pd.Series(self.name_keys.of_codes(last, first, person_birth), index=carried)
             person_key = person_key[person_key.index >= 0]
-            person_key = person_key[~person_key.index.duplicated(keep=False)]
+            person_key = person_key[~person_key.index.duplicated(keep=False)].sort_index()
             agrees = person_key.reindex(iin_numbers(register["iin"])).fillna(-1).to_numpy(np.int64) == keys
-            self.register_by_name = _unique_index(keys, register["iin"].to_numpy(dtype=object), valid & agrees, birth)
+            self.register_by_name = _unique_index(keys, register["iin"], valid & agrees, birth)
             # the register's own record of each IIN it holds once and valid: the reference for a
             # record resolution left on its own (a mistyped name that matched nobody)
             number = np.where(valid, iin_numbers(register["iin"]), -1)
             once = (number >= 0) & ~pd.Series(number).duplicated(keep=False).to_numpy()
             by_iin = register[[c for c in ("birth_date", *_PARTS) if c in register]][once]
-            self.register_by_iin = _compact(by_iin.set_axis(pd.Index(number[once])))
+            self.register_by_iin = _compact(by_iin.set_axis(pd.Index(number[once]))).sort_index()
         else:
             self.register_by_name = pd.Series([], dtype=np.int64)
             self.register_by_iin = pd.DataFrame()
@@ -243,7 +271,10 @@ class Reference:
     def warm(self) -> None:
         """Build every lookup's hash table now. A table is built on its first lookup, and a
         process forked from this one would build its own copy (each of the two checking a
-        national registry at 5M persons built some 0.6 GB of them); built here, they are shared."""
+        national registry at 5M persons built some 0.6 GB of them); built here, they are shared.
+        The indexes by IIN and name key are kept sorted: pandas looks a sorted unique index of
+        more than a million keys up by binary search and builds no hash table for it (26 bytes
+        a key, 0.13 GB for each of three at 5M persons, 0.5 GB at 20M)."""
         for index in (self.lookup("register_iins"), self.lookup("person_iins"), self.golden.index, self.region.index,
                       self.death.index, self.iin_mentions.index, self.register_by_name.index,
                       self.outside_by_name.index, self.register_by_iin.index):
@@ -282,12 +313,12 @@ class Reference:
             # the crosswalk is written registry after registry: read from the row groups holding it
             if self._xref_runs is None:
                 self._xref_runs = ParquetRuns(self._xref_path, "registry")
-            return self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)).to_pandas()
+            return compact_frame(self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)))
         table = self._xref.get(code)
         if table is None:
             return pd.DataFrame({"record_id": pd.Series([], dtype=object), "group": pd.Series([], dtype=object),
                                  "person_id": pd.Series([], dtype=np.int64)})
-        return table.to_pandas()
+        return compact_frame(table)
 
 
 #: a reference resolution left without a person (person ids are positive)
@@ -300,8 +331,7 @@ def _person_of(spec: RegistrySpec, clean: pd.DataFrame, xref: pd.DataFrame, grou
     if "record_id" not in xref.columns:  # already aligned to the rows (see align_persons)
         return xref[group] if group in xref.columns else pd.Series(UNRESOLVED, index=clean.index, dtype=np.int64)
     x = xref[xref.group == group]
-    ids = _arrow(x.record_id.astype(str))
-    rows = pc.index_in(_arrow(clean[spec.record_id].astype(str)), value_set=ids)
+    rows = pc.index_in(_text(clean[spec.record_id]), value_set=_text(x.record_id))
     rows = pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     persons = x.person_id.to_numpy(dtype=np.int64)
     person = np.where(rows >= 0, persons[np.maximum(rows, 0)] if len(persons) else UNRESOLVED, UNRESOLVED)

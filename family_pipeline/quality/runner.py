@@ -27,12 +27,14 @@ from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.parquet_columns import ParquetColumns
+from family_pipeline.resolution.blocking import release_free_memory
 from family_pipeline.quality.checks import CheckOutcome, write_flags
 from family_pipeline.quality.cross import (
     POPULATION_REGISTER,
     Reference,
     RegionTally,
     after_death,
+    compact_frame,
     align_persons,
     duplicates,
     fact_columns,
@@ -64,9 +66,9 @@ class MissingInput(RuntimeError):
 @functools.lru_cache(maxsize=1)
 def _reference(persons_path: str, persons_mtime: float, register_path: str, register_mtime: float,
                xref_path: str, xref_mtime: float) -> Reference:
-    persons = pd.read_parquet(persons_path, columns=["person_id", "iin", "iin_disputed", "last_name", "first_name",
-                                                     "patronymic", "birth_date", "region", "death_date", "mentions"])
-    register = (pd.read_parquet(register_path, columns=["iin", "iin_valid", "last_name", "first_name", "patronymic", "birth_date"])
+    persons = _read_compact(persons_path, ["person_id", "iin", "iin_disputed", "last_name", "first_name", "patronymic",
+                                           "birth_date", "region", "death_date", "mentions"])
+    register = (_read_compact(register_path, ["iin", "iin_valid", "last_name", "first_name", "patronymic", "birth_date"])
                 if register_path else pd.DataFrame({"iin": pd.Series([], dtype=object)}))
     xref = None
     if xref_path and pq.ParquetFile(xref_path).metadata.num_rows > XREF_IN_MEMORY_ROWS:
@@ -75,6 +77,18 @@ def _reference(persons_path: str, persons_mtime: float, register_path: str, regi
         xref = pq.read_table(xref_path, columns=["registry", "record_id", "group", "person_id"],
                              read_dictionary=["registry", "group"])
     return Reference(persons, register["iin"], register if register_path else None, xref)
+
+
+#: text columns of the persons and the register read as categories (a few hundred thousand
+#: distinct names among millions of rows)
+_CATEGORIES = ("last_name", "first_name", "patronymic", "region")
+
+
+def _read_compact(path: str, columns: list[str]) -> pd.DataFrame:
+    """Columns of a national table with no Python object per row: names and regions as
+    categories (one code a row; as text, the reference's names were hashed row by row to be
+    keyed), dates as datetime64, the IINs as Arrow text."""
+    return compact_frame(pq.read_table(path, columns=columns, read_dictionary=[c for c in columns if c in _CATEGORIES]))
 
 
 def _stamp(path: Path) -> tuple[str, float]:
@@ -91,6 +105,9 @@ def reference(lake: Lake) -> Reference:
         ref.region = _region_votes(lake, ref)
         ref.regions_voted = True
         ref.warm()
+        # the tables it was built from are gone: their pages go back to the kernel before the
+        # checking processes fork, instead of staying in this process's heap for the whole step
+        release_free_memory()
     return ref
 
 
@@ -175,8 +192,9 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Some columns of a whole registry, its rows numbered from 0 (as :func:`_parts` numbers them)."""
-    frame = pq.read_table(path, columns=columns).to_pandas()
+    """Some columns of a whole registry, its rows numbered from 0 (as :func:`_parts` numbers
+    them), dates as datetime64 (see :func:`compact_frame`)."""
+    frame = compact_frame(pq.read_table(path, columns=columns))
     frame.index = pd.RangeIndex(len(frame))
     return frame
 

@@ -462,3 +462,41 @@ def test_a_registry_checked_a_part_at_a_time_gets_the_outcomes_of_checking_it_at
     assert sum(rows[c] > 97 and len(o.flagged) > 1 for c, o in register.items()) >= 10
     assert sum(rows[c] > 97 and bool(o.flagged) for c, o in death.items()) >= 2
     assert any(k.endswith("_follows") for o in register.values() for k in o.details)
+
+
+def test_the_reference_read_with_no_python_object_per_row_gives_the_outcomes_of_one_read_as_objects(
+        family_map_run, monkeypatch):
+    """The reference and each registry's whole-registry columns are read with no Python object
+    per row (names and regions as categories, dates as datetime64), the reference's indexes by IIN, name key and person are sorted (pandas looks a
+    national one up by binary search, with no hash table), and the name codes it was built
+    from are let go: every registry's outcomes are what a reference and registry columns read
+    as before give (names as text, dates as Python objects)."""
+    from family_pipeline.quality import cross, runner
+
+    lake = family_map_run["lake"]
+    specs = [s for s in catalog().registries if s.person_groups]
+    runner.release_reference()
+    try:
+        ref = runner.reference(lake)
+        for frame in (ref.golden, ref.register_by_iin, ref.region.to_frame()):
+            assert not any(dtype == object for dtype in frame.dtypes), frame.dtypes
+        for lookup in (ref.golden, ref.register_by_name, ref.outside_by_name, ref.iin_mentions, ref.register_by_iin,
+                       ref.death):
+            assert len(lookup) and lookup.index.is_monotonic_increasing and lookup.index.is_unique
+        assert ref.name_keys.codes == []
+        dated = next((s, c.name) for s in specs for c in s.columns if c.type == "date" and c.name in cross.fact_columns(s))
+        assert runner._read(lake.table("registries", dated[0].code), [dated[1]])[dated[1]].dtype.kind == "M"
+        compact = {s.code: [vars(o) for o in runner.run_cross_checks(lake, s)] for s in specs}
+
+        def as_objects(table):
+            return table.to_pandas()
+
+        monkeypatch.setattr(cross, "compact_frame", as_objects)
+        monkeypatch.setattr(runner, "compact_frame", as_objects)
+        monkeypatch.setattr(runner, "_read_compact", lambda path, columns: pd.read_parquet(path, columns=columns))
+        runner.release_reference()
+        assert {s.code: [vars(o) for o in runner.run_cross_checks(lake, s)] for s in specs} == compact
+    finally:
+        runner.release_reference()
+    # the comparison means something: registries whose population checks flag records
+    assert sum(bool(o["flagged"]) for outcomes in compact.values() for o in outcomes) >= 10
