@@ -500,3 +500,40 @@ def test_the_reference_read_with_no_python_object_per_row_gives_the_outcomes_of_
         runner.release_reference()
     # the comparison means something: registries whose population checks flag records
     assert sum(bool(o["flagged"]) for outcomes in compact.values() for o in outcomes) >= 10
+
+
+def test_copies_in_different_parts_of_a_registry_are_found_whatever_else_each_part_holds():
+    """The duplicates check hashes each part of a registry and compares only the rows whose hash
+    another row shares. A part with a missing number has its integers as floats, and one with a
+    missing flag its flags as Python objects: a copy must hash as its original all the same, and
+    the outcome must be the one of comparing every row at once, its share counted over them all."""
+    from family_pipeline.quality.cross import duplicate_candidates, row_hashes
+
+    spec = registry({"format": "csv"}, code="benefits_reg", columns=[
+        {"name": "record_id", "source": "ID", "type": "string", "required": True, "unique": True},
+        {"name": "iin", "source": "IIN", "type": "iin", "role": "subject.iin"},
+        {"name": "children", "source": "DETI", "type": "int"},
+        {"name": "disabled", "source": "INV", "type": "bool"},
+        {"name": "granted", "source": "DT", "type": "date"},
+    ])
+    day = dt.date(2024, 5, 1)
+    first = pd.DataFrame({"record_id": ["A", "B", "C"], "iin": [IINS[0], IINS[1], IINS[2]],
+                          "children": [2, 3, 1], "disabled": [True, False, True], "granted": [day, day, None]})
+    second = pd.DataFrame({"record_id": ["A2", "B2", "D", "E"], "iin": [IINS[3], IINS[1], IINS[2], IINS[0]],
+                           "children": [2.0, 3.0, np.nan, 4.0], "disabled": [True, False, None, True],
+                           "granted": [day, day, None, None]}, index=[3, 4, 5, 6])
+    persons = {"A": 7, "B": 8, "C": 9, "A2": 7, "B2": 8, "D": 9, "E": 9}
+    hashes = [row_hashes(spec, part, pd.DataFrame({"subject": part.record_id.map(persons)}, index=part.index))
+              for part in (first, second)]
+    assert first.children.dtype == np.int64 and second.children.dtype == np.float64 and second.disabled.dtype == object
+    candidates = duplicate_candidates(np.concatenate(hashes))
+    whole = pd.concat([first, second])
+    subjects = pd.DataFrame({"subject": whole.record_id.map(persons)}, index=whole.index)
+    at_once = duplicates(spec, whole, subjects)
+    by_hash = duplicates(spec, whole.iloc[candidates], subjects.iloc[candidates], rows=len(whole))
+    # A and A2, B and B2 are copies (the same person, children, flag and date); C, D and E differ
+    assert at_once.flagged == {"duplicate_record": ["A", "B", "A2", "B2"]}
+    assert vars(by_hash) == vars(at_once)
+    assert set(candidates) >= {0, 1, 3, 4} and len(candidates) < len(whole)
+    # the share is counted over the whole registry: 4 copies of 7 rows is an error in any part
+    assert by_hash.severity == "ERROR"
