@@ -23,10 +23,9 @@ from family_pipeline.lib.parquet_columns import ParquetRuns
 from family_pipeline.quality.checks import CROSS_CHECKS, CheckOutcome
 from family_pipeline.resolution.normalize import name_codes
 
-__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "RegionTally", "after_death", "align_persons", "compact_frame", "duplicate_candidates",
-           "duplicates", "fact_columns",
-           "iin_numbers", "join_parts", "livestock", "population_register", "region_follows", "region_pairs", "region_votes",
-           "row_hashes", "tag_disputes"]
+__all__ = ["POPULATION_REGISTER", "UNRESOLVED", "Reference", "RegionTally", "after_death", "align_persons",
+           "duplicate_candidates", "duplicates", "fact_columns", "iin_numbers", "join_parts", "livestock",
+           "population_register", "region_follows", "region_pairs", "region_votes", "row_hashes", "tag_disputes"]
 
 POPULATION_REGISTER = "gbd_fl"
 #: the national ear-tag format: country code and twelve digits
@@ -68,12 +67,6 @@ def _arrow(values) -> pa.Array:
 def _text(values: pd.Series) -> pa.Array:
     """A column of identifiers as Arrow text (numbers written as text)."""
     return _arrow(values if pd.api.types.is_string_dtype(values.dtype) else values.astype(str))
-
-
-def compact_frame(table: pa.Table) -> pd.DataFrame:
-    """A table as pandas with no Python object per date (datetime64, not ``datetime.date``);
-    dictionaries become categories, and text is pandas' own Arrow-backed strings."""
-    return table.to_pandas(date_as_object=False)
 
 
 def iin_numbers(values) -> np.ndarray:
@@ -313,12 +306,12 @@ class Reference:
             # the crosswalk is written registry after registry: read from the row groups holding it
             if self._xref_runs is None:
                 self._xref_runs = ParquetRuns(self._xref_path, "registry")
-            return compact_frame(self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)))
+            return self._xref_runs.read(code, ["record_id", "group", "person_id"], read_dictionary=("group",)).to_pandas()
         table = self._xref.get(code)
         if table is None:
             return pd.DataFrame({"record_id": pd.Series([], dtype=object), "group": pd.Series([], dtype=object),
                                  "person_id": pd.Series([], dtype=np.int64)})
-        return compact_frame(table)
+        return table.to_pandas()
 
 
 #: a reference resolution left without a person (person ids are positive)

@@ -28,16 +28,14 @@ from family_pipeline.catalog import RegistrySpec, catalog
 from family_pipeline.ingestion.sources import read_manifest
 from family_pipeline.lib.lake import Lake
 from family_pipeline.lib.parquet_columns import ParquetColumns
-from family_pipeline.resolution.blocking import release_free_memory
 from family_pipeline.quality.checks import CheckOutcome, write_flags
 from family_pipeline.quality.cross import (
     POPULATION_REGISTER,
     Reference,
     RegionTally,
     after_death,
-    compact_frame,
-    duplicate_candidates,
     align_persons,
+    duplicate_candidates,
     duplicates,
     fact_columns,
     join_parts,
@@ -48,6 +46,7 @@ from family_pipeline.quality.cross import (
     row_hashes,
     tag_disputes,
 )
+from family_pipeline.resolution.blocking import release_free_memory
 
 __all__ = ["CHECK_ROWS", "PROCESSES", "MissingInput", "animal_records", "check_registries", "reference", "release_reference",
            "run_cross_checks"]
@@ -82,6 +81,12 @@ def _reference(persons_path: str, persons_mtime: float, register_path: str, regi
     return Reference(persons, register["iin"], register if register_path else None, xref)
 
 
+def _compact_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas with no Python object per date (datetime64, not ``datetime.date``);
+    dictionaries become categories, and text is pandas' own Arrow-backed strings."""
+    return table.to_pandas(date_as_object=False)
+
+
 #: text columns of the persons and the register read as categories (a few hundred thousand
 #: distinct names among millions of rows)
 _CATEGORIES = ("last_name", "first_name", "patronymic", "region")
@@ -91,7 +96,7 @@ def _read_compact(path: str, columns: list[str]) -> pd.DataFrame:
     """Columns of a national table with no Python object per row: names and regions as
     categories (one code a row; as text, the reference's names were hashed row by row to be
     keyed), dates as datetime64, the IINs as Arrow text."""
-    return compact_frame(pq.read_table(path, columns=columns, read_dictionary=[c for c in columns if c in _CATEGORIES]))
+    return _compact_frame(pq.read_table(path, columns=columns, read_dictionary=[c for c in columns if c in _CATEGORIES]))
 
 
 def _stamp(path: Path) -> tuple[str, float]:
@@ -179,17 +184,18 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
     del whole
     outcomes = []
     extracted_at = read_manifest(spec, store).get("extracted_at") if spec.person_groups else None
-    register, death, hashes = [], [], []
+    compared = bool(fact_columns(spec) or spec.person_groups)  # else no record is another's copy
+    register, death, hashes = [], [], [np.empty(0, np.uint64)]
     for clean in _parts(path, CHECK_ROWS):
         xref = persons.iloc[clean.index.start:clean.index.stop]
-        hashes.append(row_hashes(spec, clean, xref))
+        if compared:
+            hashes.append(row_hashes(spec, clean, xref))
         if spec.person_groups:
             register.append(population_register(spec, clean, xref, ref, follows))
             death.append(after_death(spec, clean, xref, ref, extracted_at))
     if spec.person_groups:
         outcomes += [join_parts(register), join_parts(death)]
-    compared = bool(fact_columns(spec) or spec.person_groups)  # else no record is another's copy
-    candidates = duplicate_candidates(np.concatenate(hashes)) if compared else np.empty(0, np.int64)
+    candidates = duplicate_candidates(np.concatenate(hashes))
     del hashes
     copies = _rows(path, [spec.record_id, *fact_columns(spec)], candidates)
     outcomes.append(duplicates(spec, copies, persons.iloc[candidates].set_axis(copies.index), rows))
@@ -204,8 +210,8 @@ def run_cross_checks(store: Lake, spec: RegistrySpec) -> list[CheckOutcome]:
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
     """Some columns of a whole registry, its rows numbered from 0 (as :func:`_parts` numbers
-    them), dates as datetime64 (see :func:`compact_frame`)."""
-    frame = compact_frame(pq.read_table(path, columns=columns))
+    them), dates as datetime64 (see :func:`_compact_frame`)."""
+    frame = _compact_frame(pq.read_table(path, columns=columns))
     frame.index = pd.RangeIndex(len(frame))
     return frame
 
@@ -213,14 +219,10 @@ def _read(path: Path, columns: list[str]) -> pd.DataFrame:
 def _rows(path: Path, columns: list[str], rows: np.ndarray) -> pd.DataFrame:
     """Some columns of the registry's rows ``rows`` (ascending), indexed by their place in it,
     read a part at a time."""
-    registry = ParquetColumns(path)
-    taken = []
-    for start, table in registry.slices(list(dict.fromkeys(columns)), CHECK_ROWS):
-        mine = rows[(rows >= start) & (rows < start + table.num_rows)]
-        if len(mine) or not taken:
-            taken.append(table.take(pa.array(mine - start)))
-    frame = pa.concat_tables(taken).to_pandas() if taken else pd.DataFrame(columns=columns)
-    frame.index = pd.Index(rows[:len(frame)])
+    taken = [table.take(pa.array(rows[(rows >= start) & (rows < start + table.num_rows)] - start))
+             for start, table in ParquetColumns(path).slices(list(dict.fromkeys(columns)), CHECK_ROWS)]
+    frame = pa.concat_tables(taken).to_pandas()
+    frame.index = pd.Index(rows)
     return frame
 
 

@@ -491,8 +491,7 @@ def test_the_reference_read_with_no_python_object_per_row_gives_the_outcomes_of_
         def as_objects(table):
             return table.to_pandas()
 
-        monkeypatch.setattr(cross, "compact_frame", as_objects)
-        monkeypatch.setattr(runner, "compact_frame", as_objects)
+        monkeypatch.setattr(runner, "_compact_frame", as_objects)
         monkeypatch.setattr(runner, "_read_compact", lambda path, columns: pd.read_parquet(path, columns=columns))
         runner.release_reference()
         assert {s.code: [vars(o) for o in runner.run_cross_checks(lake, s)] for s in specs} == compact
